@@ -1,0 +1,1 @@
+"""tuik8s: a small, real Kubernetes on one machine, driven from a terminal UI."""
