@@ -1,0 +1,183 @@
+"""Start and stop the API server on a data dir: store, TLS, tokens, bootstrap objects.
+
+A data dir holds everything one cluster's control plane owns: `state.db` (the store),
+`pki/` (CA and serving certificate), `tokens.json` and `kubeconfig`. It is locked while
+a server runs, so two servers never share one store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tuik8s.api import errors
+from tuik8s.api.registry import SYSTEM_NAMESPACES
+from tuik8s.apiserver.certs import ensure_serving_material, ssl_context
+from tuik8s.apiserver.http import ApiServerApp
+from tuik8s.apiserver.request import ApiRequest, User
+from tuik8s.apiserver.rest import Resources
+from tuik8s.apiserver.strategy import Strategy
+from tuik8s.apiserver.tokens import TokenAuthenticator, ensure_admin_token
+from tuik8s.store.base import StorageError
+from tuik8s.store.sqlite import SqliteStore, decode
+
+log = logging.getLogger(__name__)
+
+ADMIN = User("system:apiserver", ("system:masters",))
+
+
+class StartupError(Exception):
+    """Why the control plane could not start, in one line."""
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 6443
+    advertise: list[str] = field(default_factory=list)  # extra SAN hostnames/IPs
+
+
+class ControlPlaneServer:
+    """The running API server (the scheduler and controllers attach to `resources`)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.store: SqliteStore | None = None
+        self.resources: Resources | None = None
+        self.runner: web.AppRunner | None = None
+        self.admin_token = ""
+        self.ca_pem = b""
+        self._lock_fd: int | None = None
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"https://{host}:{self.config.port}"
+
+    def _prepare_dir(self) -> None:
+        d = self.config.data_dir
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            os.chmod(d, 0o700)
+            fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise StartupError(f"cannot use data dir {d}: {e.strerror or e}; choose another with --data-dir") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StartupError(
+                f"another tuik8s server is using {d}; stop it first or choose another --data-dir"
+            ) from None
+        self._lock_fd = fd
+
+    async def start(self) -> None:
+        self._prepare_dir()
+        d = self.config.data_dir
+        try:
+            self.store = await SqliteStore.open(d / "state.db")
+        except StorageError as e:
+            raise StartupError(str(e)) from None
+        strategy = Strategy()
+        strategy.restore([decode(s) for s in self.store.list("services")])
+        self.resources = Resources(self.store, strategy)
+        try:
+            material = ensure_serving_material(d / "pki", hostnames=[a for a in self.config.advertise if not _is_ip(a)], ips=[a for a in self.config.advertise if _is_ip(a)])
+            self.admin_token = ensure_admin_token(d)
+        except OSError as e:
+            raise StartupError(f"cannot write TLS material or tokens in {d}: {e.strerror or e}") from None
+        self.ca_pem = material.ca_cert_pem
+        await self._bootstrap(strategy)
+        app = ApiServerApp(self.resources, TokenAuthenticator(d)).build()
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(
+            self.runner, self.config.host, self.config.port, ssl_context=ssl_context(material),
+            backlog=1024, reuse_address=True,
+        )
+        try:
+            await site.start()
+        except OSError as e:
+            await self.stop()
+            if e.errno == errno.EADDRINUSE:
+                raise StartupError(
+                    f"port {self.config.port} on {self.config.host} is already in use; stop what uses it or pass --port"
+                ) from None
+            raise StartupError(f"cannot listen on {self.config.host}:{self.config.port}: {e.strerror or e}") from None
+        if self.config.port == 0:
+            sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+            if sockets:
+                self.config.port = sockets[0].getsockname()[1]
+
+    async def _bootstrap(self, strategy: Strategy) -> None:
+        """The system namespaces and the `kubernetes` Service exist from the start."""
+        assert self.resources is not None
+        for ns in SYSTEM_NAMESPACES:
+            await self._ensure("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        await self._ensure(
+            "/api/v1/namespaces/default/services",
+            {
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"type": "ClusterIP", "clusterIP": strategy.cluster_ips.first,
+                         "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.config.port or 6443}]},
+            },
+        )
+
+    async def _ensure(self, collection: str, obj: dict[str, Any]) -> None:
+        assert self.resources is not None
+        req = ApiRequest("POST", collection, {}, {"Content-Type": "application/json"}, orjson.dumps(obj), ADMIN)
+        with contextlib.suppress(errors.StatusError):
+            await self.resources.handle(req)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _is_ip(value: str) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, value)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+async def serve_forever(server: ControlPlaneServer, ready: Any = None) -> None:
+    await server.start()
+    if ready is not None:
+        ready(server)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
