@@ -35,7 +35,12 @@ def _fail(message: str) -> int:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    from tuik8s.apiserver.server import ControlPlaneServer, ServerConfig, StartupError, serve_forever
+    from tuik8s.apiserver.server import (
+        ControlPlaneServer,
+        ServerConfig,
+        StartupError,
+        serve_forever,
+    )
     from tuik8s.client.kubeconfig import (
         KubeconfigError,
         build_kubeconfig,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.integration.conftest import RunningServer, wait_for
+from tests.integration.conftest import RunningServer
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -54,8 +53,28 @@ data:
 
 
 def ns_of(server: RunningServer, name: str) -> str:
-    server.kubectl("create", "namespace", name, check=True)
+    manifest = json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    server.kubectl("create", "-f", "-", input=manifest, check=True)
     return name
+
+
+def test_typed_create_commands(server: RunningServer) -> None:
+    """`kubectl create <kind>` sends protobuf bodies (client-go typed clients)."""
+    ns = "typed"
+    assert server.kubectl("create", "namespace", ns, check=True).stdout.strip() == f"namespace/{ns} created"
+    server.kubectl("create", "configmap", "c", "-n", ns, "--from-literal", "k=v", check=True)
+    server.kubectl("create", "secret", "generic", "s", "-n", ns, "--from-literal", "pw=hunter2", check=True)
+    server.kubectl("create", "deployment", "d", "-n", ns, "--image", "nginx:1.27", "--replicas", "2", check=True)
+    server.kubectl("create", "service", "clusterip", "d", "-n", ns, "--tcp", "80:8080", check=True)
+    server.kubectl("create", "serviceaccount", "robot", "-n", ns, check=True)
+    server.kubectl("create", "job", "j", "-n", ns, "--image", "busybox", check=True)
+    assert server.kubectl_json("get", "cm", "c", "-n", ns)["data"] == {"k": "v"}
+    assert server.kubectl_json("get", "secret", "s", "-n", ns)["data"] == {"pw": "aHVudGVyMg=="}
+    d = server.kubectl_json("get", "deploy", "d", "-n", ns)
+    assert d["spec"]["replicas"] == 2
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    svc = server.kubectl_json("get", "svc", "d", "-n", ns)
+    assert svc["spec"]["ports"][0]["targetPort"] == 8080
 
 
 def test_version_and_api_resources(server: RunningServer) -> None:
@@ -138,7 +157,7 @@ def test_label_annotate_patch_scale(server: RunningServer, tmp_path: Path) -> No
     assert "annotated" in server.kubectl("annotate", "deploy", "web", "-n", ns, "note=hi", check=True).stdout
     server.kubectl("patch", "deploy", "web", "-n", ns, "-p", '{"spec":{"minReadySeconds":5}}', check=True)
     server.kubectl("patch", "deploy", "web", "-n", ns, "--type", "merge", "-p", '{"spec":{"revisionHistoryLimit":3}}', check=True)
-    server.kubectl("patch", "deploy", "web", "-n", ns, "--type", "json", "-p", '[{"op":"replace","path":"/spec/paused","value":true}]', check=True)
+    server.kubectl("patch", "deploy", "web", "-n", ns, "--type", "json", "-p", '[{"op":"add","path":"/spec/paused","value":true}]', check=True)
     assert "scaled" in server.kubectl("scale", "deploy", "web", "-n", ns, "--replicas", "5", check=True).stdout
     d = server.kubectl_json("get", "deploy", "web", "-n", ns)
     assert d["metadata"]["labels"]["tier"] == "fe"
@@ -252,4 +271,3 @@ def test_namespaces_exist_from_the_start(server: RunningServer) -> None:
         assert f"namespace/{ns}" in names
     missing = server.kubectl("create", "configmap", "x", "-n", "nowhere")
     assert 'namespaces "nowhere" not found' in missing.stderr
-    del time

@@ -179,6 +179,21 @@ _SPECIAL_SCHEMAS: dict[str, dict[str, Any]] = {
     },
 }
 
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": REF_PREFIX + name}
+
+
+_SIMPLE_TYPES: dict[str, dict[str, Any]] = {
+    "str": {"type": "string"},
+    "bool": {"type": "boolean"},
+    "float": {"type": "number", "format": "double"},
+    "bytes": {"type": "string", "format": "byte"},
+    "datetime": ref(TIME),
+    "MicroTime": ref(MICRO_TIME),
+    "Quantity": ref(QUANTITY),
+    "object": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+}
+
 _CLASS_NAME = re.compile(r"^([A-Z][a-z]+)?(V\d+(?:(?:alpha|beta)\d+)?)([A-Z]\w*)$")
 
 _lock = threading.Lock()
@@ -227,10 +242,6 @@ def schema_name(group: str, version: str, kind: str) -> str | None:
     """The component name of a top-level kind: `io.k8s.api.apps.v1.Deployment`."""
     schemas()
     return _by_gvk.get((group, version, kind))
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": REF_PREFIX + name}
 
 
 # --- strict field validation ---------------------------------------------------------------
@@ -486,7 +497,7 @@ class _Builder:
             self.out[name]["x-kubernetes-group-version-kind"] = gvks
         return dict(sorted(self.out.items())), by_gvk
 
-    def _class_for(self, group: str, version: str, kind: str) -> type | None:
+    def _class_for(self, group: str, version: str, kind: str) -> Any | None:
         vprefix = version[:1].upper() + version[1:]
         gprefix = (group.split(".")[0] or "core").capitalize()
         for name in (f"{gprefix}{vprefix}{kind}", f"{vprefix}{kind}"):
@@ -532,7 +543,7 @@ class _Builder:
         self.names[cls_name] = name
         return name
 
-    def _object_schema(self, cls: type) -> dict[str, Any]:
+    def _object_schema(self, cls: Any) -> dict[str, Any]:
         cls_name = cls.__name__
         fields = getattr(cls, "model_fields", {})
         properties: dict[str, Any] = {}
@@ -544,15 +555,16 @@ class _Builder:
             info = fields.get(attr)
             prop = self._field_schema(cls_name, attr, json_name, type_name, info)
             description = getattr(info, "description", None)
-            target = _model_in(type_name)
-            if not description and target and hasattr(self.models, target):
-                # the models drop the description of required fields; the type's will do
-                description = _class_description(getattr(self.models, target))
             if description:
                 if "$ref" in prop:
                     prop = {"allOf": [prop], "description": description}
                 else:
                     prop["description"] = description
+            elif "$ref" in prop and hasattr(self.models, type_name):
+                # The models drop the description of required fields; the type's will do.
+                # Beside a bare $ref, explain shows it in field lists, while a FIELD view
+                # resolves the ref and prints the type's description once.
+                prop["description"] = _class_description(getattr(self.models, type_name))
             meta = _PATCH_META.get((cls_name, json_name))
             if meta:
                 strategy, merge_key, map_keys = meta
@@ -596,16 +608,7 @@ class _Builder:
         if type_name.startswith("Dict[str, "):
             return {"type": "object",
                     "additionalProperties": self._type_schema(type_name[10:-1], json_name)}
-        simple = {
-            "str": {"type": "string"},
-            "bool": {"type": "boolean"},
-            "float": {"type": "number", "format": "double"},
-            "bytes": {"type": "string", "format": "byte"},
-            "datetime": ref(TIME),
-            "MicroTime": ref(MICRO_TIME),
-            "Quantity": ref(QUANTITY),
-            "object": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-        }.get(type_name)
+        simple = _SIMPLE_TYPES.get(type_name)
         if simple is not None:
             return dict(simple)
         if type_name == "int":

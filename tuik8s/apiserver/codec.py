@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import yaml
 
-from tuik8s.api import errors
+from tuik8s.api import errors, schema
 from tuik8s.api.patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from tuik8s.api.registry import ResourceInfo
 from tuik8s.apiserver.request import ApiRequest
@@ -127,16 +127,17 @@ def decode_delete_options(req: ApiRequest) -> dict[str, Any]:
     return opts
 
 
-def check_field_validation(req: ApiRequest, info: ResourceInfo, obj: dict[str, Any]) -> None:
-    """fieldValidation=Strict: unknown fields are a 400, as kube-apiserver answers."""
-    mode = req.query.get("fieldValidation") or "Warn"
-    if mode not in ("Strict", "Warn", "Ignore"):
-        raise errors.bad_request(f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"')
-    if mode != "Strict":
-        return
-    from tuik8s.api import schema
+def check_field_validation(
+    req: ApiRequest, info: ResourceInfo, obj: dict[str, Any], *, verb: str = "create", patch: Any = None, patch_type: str = ""
+) -> list[str]:
+    """Apply ?fieldValidation= to the object a request would write, as kube-apiserver does:
+    Strict raises, Warn (the default) returns warnings for the `Warning` header."""
+    return schema.field_validation(
+        info, obj, req.query.get("fieldValidation"), verb=verb, patch=patch, patch_type=patch_type
+    )
 
-    unknown = schema.unknown_fields(info, obj)
-    if unknown:
-        shown = ", ".join(f'unknown field "{u}"' for u in unknown)
-        raise errors.bad_request(f"strict decoding error: {shown}")
+
+def warning_headers(warnings: list[str]) -> dict[str, str]:
+    if not warnings:
+        return {}
+    return {"Warning": ", ".join(schema.warning_header(w) for w in warnings)}

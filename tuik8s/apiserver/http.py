@@ -147,18 +147,6 @@ class ApiServerApp:
             raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
         return await send(request, json_response(doc))
 
-    async def openapi_index(self, request: web.Request) -> web.Response:
-        return web.Response(body=openapi.v3_index_bytes(), content_type="application/json")
-
-    async def openapi_doc(self, request: web.Request) -> web.Response:
-        body = openapi.v3_group_version_bytes(request.match_info["path"])
-        if body is None:
-            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
-        headers = {"Content-Type": "application/json"}
-        if request.query.get("hash"):
-            headers["Cache-Control"] = "public, immutable"
-        return web.Response(body=body, headers=headers)
-
     def build(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware], client_max_size=MAX_BODY)
         r = app.router
@@ -170,8 +158,7 @@ class ApiServerApp:
         r.add_get("/api/{version}", self.group_version)
         r.add_get("/apis/{group}", self.group)
         r.add_get("/apis/{group}/{version}", self.group_version)
-        r.add_get("/openapi/v3", self.openapi_index)
-        r.add_get("/openapi/v3/{path:.+}", self.openapi_doc)
+        openapi.add_routes(app)
         r.add_route("*", "/api/{tail:.+}", self.resource)
         r.add_route("*", "/apis/{tail:.+}", self.resource)
         return app

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import copy
 import random
-import string
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -119,7 +118,7 @@ class Resources:
                 return await self.create(req, t)
             if method == "DELETE":
                 return await self.delete_collection(req, t)
-            raise errors.method_not_allowed(f"the server does not allow this method on the requested resource")
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         if method == "GET":
             if _bool(req.query, "watch"):
                 return await self.watch(req, t)
@@ -311,7 +310,7 @@ class Resources:
         else:
             meta.pop("namespace", None)
             namespace = ""
-        codec.check_field_validation(req, info, obj)
+        warnings = codec.check_field_validation(req, info, obj)
         self._check_namespace(info, namespace)
         if not meta.get("name") and isinstance(meta.get("generateName"), str) and meta["generateName"]:
             for _ in range(8):
@@ -326,7 +325,9 @@ class Resources:
             raise errors.invalid(info.kind, name or "", problems, info.group)
         dry_run = bool(req.query.get("dryRun"))
         result = await self._create_obj(info, namespace, name, obj, dry_run)
-        return json_response(result, 201)
+        resp = json_response(result, 201)
+        resp.headers.update(codec.warning_headers(warnings))
+        return resp
 
     async def _create_obj(self, info: ResourceInfo, namespace: str, name: str, obj: dict[str, Any], dry_run: bool) -> dict[str, Any]:
         strategy = self.strategy
@@ -362,7 +363,7 @@ class Resources:
             raise errors.bad_request(f'the name of the object ({meta["name"]}) does not match the name on the URL ({t.name})')
         if t.info.namespaced and meta.get("namespace") and meta["namespace"] != t.namespace:
             raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
-        codec.check_field_validation(req, t.info, obj)
+        warnings = codec.check_field_validation(req, t.info, obj, verb="update")
         rv = meta.get("resourceVersion")
 
         def transform(current: dict[str, Any]) -> dict[str, Any]:
@@ -375,13 +376,16 @@ class Resources:
             return obj
 
         result = await self._update(req, t, transform)
-        return json_response(result)
+        resp = json_response(result)
+        resp.headers.update(codec.warning_headers(warnings))
+        return resp
 
     async def patch(self, req: ApiRequest, t: Target) -> ApiResponse:
         content_type = req.header("Content-Type").split(";")[0].strip()
         patch_body = codec.decode_patch(req, content_type)
-        force = _bool(req.query, "force")
-        del force  # no managed fields: server-side apply never reports conflicts
+        # no managed fields are tracked, so server-side apply never reports conflicts
+        # and ?force= changes nothing
+        warnings: list[str] = []
 
         def transform(current: dict[str, Any]) -> dict[str, Any]:
             patched = apply_patch(content_type, current, patch_body)
@@ -398,14 +402,18 @@ class Resources:
                     "the object has been modified; please apply your changes to the latest version and try again",
                     t.info.group,
                 )
-            codec.check_field_validation(req, t.info, patched)
+            warnings[:] = codec.check_field_validation(
+                req, t.info, patched, verb="patch", patch=patch_body, patch_type=content_type
+            )
             return patched
 
         create_from = None
         if content_type == APPLY_PATCH and not t.subresource:
             create_from = patch_body
         result = await self._update(req, t, transform, apply_create=create_from)
-        return json_response(result, 201 if result.pop("__created__", False) else 200)
+        resp = json_response(result, 201 if result.pop("__created__", False) else 200)
+        resp.headers.update(codec.warning_headers(warnings))
+        return resp
 
     async def _update(
         self,
@@ -741,4 +749,3 @@ def random_suffix(n: int = 5) -> str:
     return "".join(random.choice(_NAME_CHARS) for _ in range(n))
 
 
-__all__ = ["Resources", "parse_path", "string"]

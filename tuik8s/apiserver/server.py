@@ -23,6 +23,7 @@ from aiohttp import web
 
 from tuik8s.api import errors
 from tuik8s.api.registry import SYSTEM_NAMESPACES
+from tuik8s.apiserver import openapi
 from tuik8s.apiserver.certs import ensure_serving_material, ssl_context
 from tuik8s.apiserver.http import ApiServerApp
 from tuik8s.apiserver.request import ApiRequest, User
@@ -60,6 +61,7 @@ class ControlPlaneServer:
         self.admin_token = ""
         self.ca_pem = b""
         self._lock_fd: int | None = None
+        self._openapi: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -102,6 +104,8 @@ class ControlPlaneServer:
             raise StartupError(f"cannot write TLS material or tokens in {d}: {e.strerror or e}") from None
         self.ca_pem = material.ca_cert_pem
         await self._bootstrap(strategy)
+        # the schemas take ~0.7 s to build: do it off the event loop, before anyone asks
+        self._openapi = asyncio.create_task(openapi.ensure_built())
         app = ApiServerApp(self.resources, TokenAuthenticator(d)).build()
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()

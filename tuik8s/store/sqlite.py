@@ -34,6 +34,7 @@ from tuik8s.store.base import (
     ADDED,
     DELETED,
     MODIFIED,
+    UNCHANGED,
     Delete,
     Event,
     Expired,
@@ -41,7 +42,6 @@ from tuik8s.store.base import (
     StorageError,
     Stored,
     Unchanged,
-    UNCHANGED,
 )
 
 log = logging.getLogger(__name__)
