@@ -632,8 +632,9 @@ async def test_in_process_transport_runs_the_real_rest_layer_and_its_410(tmp_pat
         try:
             await asyncio.wait_for(informer.wait_synced(), 10)
             # the informer's resourceVersion only moves with events in "default" (or
-            # bookmarks); noise elsewhere compacts it away before the next re-watch
-            for i in range(8, 16):
+            # bookmarks); noise elsewhere compacts it away before the next re-watch (the
+            # store compacts in steps, so it takes more than twice the window to be sure)
+            for i in range(8, 23):
                 await api.create("configmaps", configmap(f"noise-{i}"), "other")
             await eventually(lambda: lists[0] >= 2, within=10)
             await api.create("configmaps", configmap("after-relist"))

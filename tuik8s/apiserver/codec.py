@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import yaml
 
-from tuik8s.api import errors, schema
+from tuik8s.api import errors, protobuf, schema
 from tuik8s.api.patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from tuik8s.api.registry import ResourceInfo
 from tuik8s.apiserver.request import ApiRequest
@@ -64,6 +64,9 @@ def _bounded(value: Any) -> None:
 def decode(data: bytes, content_type: str = "application/json") -> Any:
     if not data.strip():
         raise errors.bad_request("the request body is empty: send the object as JSON or YAML")
+    if content_type.startswith(protobuf.CONTENT_TYPE):
+        # client-go's typed clients (every `kubectl create <kind>`) send protobuf bodies
+        return protobuf.decode_k8s_protobuf(data)
     if "protobuf" in content_type:
         raise errors.unsupported_media_type(content_type)
     if "yaml" not in content_type:
