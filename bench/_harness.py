@@ -71,23 +71,37 @@ class Reaper:
         self.dirs.append(d)
         return d
 
-    def stop(self, p: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    def stop(self, p: subprocess.Popen[bytes], timeout: float = 10.0) -> bool:
+        """SIGTERM, then SIGKILL after `timeout`; True if it exited on SIGTERM in time."""
+        clean = True
         if p.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGTERM)
             try:
                 p.wait(timeout)
             except subprocess.TimeoutExpired:
+                clean = False
                 with contextlib.suppress(ProcessLookupError):
                     p.kill()
                 p.wait()
         if p in self.procs:
             self.procs.remove(p)
+        return clean
 
     def cleanup(self) -> None:
-        for p in reversed(list(self.procs)):
-            with contextlib.suppress(Exception):
-                self.stop(p, timeout=5.0)
+        procs = [p for p in self.procs if p.poll() is None]
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 3.0
+        for p in procs:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+                with contextlib.suppress(Exception):
+                    p.wait(5)
         self.procs.clear()
         for d in self.dirs:
             shutil.rmtree(d, ignore_errors=True)
@@ -304,9 +318,14 @@ class TuikServer:
         if self.proc in REAPER.procs:
             REAPER.procs.remove(self.proc)
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            REAPER.stop(self.proc)
+    def stop(self, grace: float = 3.0) -> float | None:
+        """SIGTERM; SIGKILL after `grace` s. Returns the seconds it took to exit on SIGTERM,
+        or None when it had to be killed (it did not exit in time)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return 0.0
+        t0 = time.monotonic()
+        clean = REAPER.stop(self.proc, timeout=grace)
+        return time.monotonic() - t0 if clean else None
 
     def stderr_all(self) -> str:
         parts = []
@@ -421,7 +440,7 @@ def hello_main(argv: list[str]) -> None:
         app = web.Application(client_max_size=3 * 1024 * 1024)
         app.router.add_post("/{tail:.*}", post)
         app.router.add_get("/{tail:.*}", get)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", args.port, ssl_context=server_ssl(Path(args.cert), Path(args.key)), backlog=1024, reuse_address=True)
         await site.start()

@@ -348,6 +348,8 @@ class Bench:
         self.wrk = shutil.which("wrk")
         self.hello: HelloServer | None = None
         self.server_problems: list[str] = []
+        self.slow_stops: list[str] = []
+        self.stops = 0
         self.rows: list[tuple[str, str, str, str, str, str]] = []
 
     # ---- processes ----------------------------------------------------------------
@@ -385,6 +387,12 @@ class Bench:
             return Target(name, srv.url, srv.token, srv.ca_file, srv.pid)
         assert self.pki is not None
         return Target(name, srv.url, "hello-needs-no-token", self.pki / "ca.crt", srv.pid)
+
+    def stop_server(self, srv: TuikServer, phase: str) -> None:
+        took = srv.stop()
+        self.stops += 1
+        if took is None:
+            self.slow_stops.append(phase)
 
     def note_server_log(self, srv: TuikServer, phase: str) -> None:
         text = srv.stderr_all()
@@ -557,7 +565,7 @@ class Bench:
             return res
         finally:
             if srv is not None:
-                srv.stop()
+                self.stop_server(srv, f"create round {r} (its watch client had left)")
                 self.note_server_log(srv, f"create round {r}")
 
     def creates(self) -> dict[str, list[dict[str, Any]]]:
@@ -666,7 +674,7 @@ class Bench:
             out["kubectl"] = self.kubectl(srv)
             out["rss_after_lists"] = srv.memory_kb()
             # the same pods loaded from disk by a restarted server
-            srv.stop()
+            self.stop_server(srv, "LIST, before the restart")
             srv.start()
             time.sleep(1.0)
             out["restart_s"] = srv.ready_seconds
@@ -677,7 +685,7 @@ class Bench:
             out["rss_restarted_after_list"] = srv.memory_kb()
             return out
         finally:
-            srv.stop()
+            self.stop_server(srv, "LIST, at the end")
             self.note_server_log(srv, "LIST")
 
     def kubectl(self, srv: TuikServer) -> dict[str, Any]:
@@ -751,7 +759,7 @@ class Bench:
                          f"missing {len(row['missing'])}, in flight {row['inflight']} ({row['inflight_found']} present), "
                          f"restart {row['restart_s']:.2f} s")
             finally:
-                srv.stop()
+                self.stop_server(srv, f"kill run {i}, after the restart")
                 self.note_server_log(srv, f"kill run {i}")
         return out
 
@@ -910,6 +918,9 @@ class Bench:
             "(201 + echo, and the same body streamed to a watcher); LIST = hello serving the same bytes "
             "(for Table, the same page sizes); kubectl = `kubectl get ns` against the same server (kubectl's floor); "
             "RSS = the same server, empty.")
+        if self.slow_stops:
+            say(f"\n! The server did not exit within 3 s of SIGTERM in {len(self.slow_stops)} of {self.stops} stops "
+                "(it was then killed with SIGKILL): " + "; ".join(self.slow_stops))
         if self.server_problems:
             say("\nServer logs:")
             for p in self.server_problems:

@@ -35,22 +35,26 @@ def _fail(message: str) -> int:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    from tuik8s.apiserver.server import (
-        ControlPlaneServer,
-        ServerConfig,
-        StartupError,
-        serve_forever,
-    )
+    from tuik8s.apiserver.server import ControlPlaneServer, ServerConfig, StartupError
     from tuik8s.client.kubeconfig import (
         KubeconfigError,
         build_kubeconfig,
         merge_into_user_kubeconfig,
         write_kubeconfig,
     )
+    from tuik8s.controllers.runner import Timings
+    from tuik8s.controlplane import ControlPlane, ControlPlaneConfig, serve_forever
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(args.cluster)
     config = ServerConfig(data_dir=data_dir, host=args.host, port=args.port, advertise=args.advertise or [])
-    server = ControlPlaneServer(config)
+    timings = Timings.upstream() if args.upstream_timings else Timings()
+    if args.node_monitor_grace is not None:
+        timings.node_monitor_grace = args.node_monitor_grace
+    if args.default_toleration_seconds is not None:
+        timings.default_toleration_seconds = args.default_toleration_seconds
+    plane = ControlPlane(ControlPlaneConfig(
+        config, scheduler=not args.no_scheduler, controllers=not args.no_controllers, timings=timings,
+    ))
     context = f"tuik8s-{args.cluster}"
 
     def ready(srv: ControlPlaneServer) -> None:
@@ -65,7 +69,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         print(f"tuik8s control plane ready at {srv.url} (kubeconfig {data_dir / 'kubeconfig'}{merged})", flush=True)
 
     try:
-        asyncio.run(serve_forever(server, ready))
+        asyncio.run(serve_forever(plane, ready))
     except StartupError as e:
         return _fail(str(e))
     except KeyboardInterrupt:
@@ -85,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--port", type=int, default=6443, help="HTTPS port (default: %(default)s)")
     server.add_argument("--advertise", action="append", metavar="NAME_OR_IP", help="extra name or IP for the serving certificate")
     server.add_argument("--no-user-kubeconfig", action="store_true", help="do not merge a context into the user's kubeconfig")
+    server.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler")
+    server.add_argument("--no-controllers", action="store_true", help="do not run the controller manager")
+    server.add_argument("--upstream-timings", action="store_true",
+                        help="node grace 40 s and eviction after 300 s, as upstream (default: the lab's 20 s / 10 s)")
+    server.add_argument("--node-monitor-grace", type=float, metavar="SECONDS",
+                        help="how long a node may miss heartbeats before it is NotReady")
+    server.add_argument("--default-toleration-seconds", type=int, metavar="SECONDS",
+                        help="how long pods stay on a NotReady node before eviction")
     server.set_defaults(func=cmd_server)
     return parser
 

@@ -324,12 +324,13 @@ class Resources:
         if problems:
             raise errors.invalid(info.kind, name or "", problems, info.group)
         dry_run = bool(req.query.get("dryRun"))
-        result = await self._create_obj(info, namespace, name, obj, dry_run)
-        resp = json_response(result, 201)
+        body = await self._create_obj(info, namespace, name, obj, dry_run)
+        resp = ApiResponse(201, body)
         resp.headers.update(codec.warning_headers(warnings))
         return resp
 
-    async def _create_obj(self, info: ResourceInfo, namespace: str, name: str, obj: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+    async def _create_obj(self, info: ResourceInfo, namespace: str, name: str, obj: dict[str, Any], dry_run: bool) -> bytes:
+        """Create; the answer is the committed object's stored bytes, never re-encoded."""
         strategy = self.strategy
         taken: list[Any] = []
 
@@ -345,13 +346,13 @@ class Resources:
             current = self.store.get(info.key, namespace, name)
             result = mutate(decode(current) if current else None)
             strategy.release(taken)
-            return result
+            return orjson.dumps(result)
         try:
             event = await self.store.write(info.key, namespace, name, mutate)
         except BaseException:
             strategy.release(taken)
             raise
-        return decode(event.obj)
+        return event.obj.data
 
     # ---- update / patch ---------------------------------------------------------
 
@@ -375,8 +376,8 @@ class Resources:
                 )
             return obj
 
-        result = await self._update(req, t, transform)
-        resp = json_response(result)
+        body, _ = await self._update(req, t, transform)
+        resp = ApiResponse(200, body)
         resp.headers.update(codec.warning_headers(warnings))
         return resp
 
@@ -410,8 +411,8 @@ class Resources:
         create_from = None
         if content_type == APPLY_PATCH and not t.subresource:
             create_from = patch_body
-        result = await self._update(req, t, transform, apply_create=create_from)
-        resp = json_response(result, 201 if result.pop("__created__", False) else 200)
+        body, created = await self._update(req, t, transform, apply_create=create_from)
+        resp = ApiResponse(201 if created else 200, body)
         resp.headers.update(codec.warning_headers(warnings))
         return resp
 
@@ -421,8 +422,10 @@ class Resources:
         t: Target,
         transform: Callable[[dict[str, Any]], dict[str, Any]],
         apply_create: Any = None,
-    ) -> dict[str, Any]:
-        """Read-modify-write inside the store's writer, with the verb's checks."""
+    ) -> tuple[bytes, bool]:
+        """Read-modify-write inside the store's writer, with the verb's checks.
+
+        Returns the stored object's bytes and whether it was created (server-side apply)."""
         info, strategy = t.info, self.strategy
         sub = t.subresource
         taken: list[Any] = []
@@ -480,8 +483,8 @@ class Resources:
             result = mutate(decode(stored) if stored else None)
             strategy.release(taken)
             if result is UNCHANGED_OBJECT or result is DELETE:
-                return decode(stored) if stored else {}
-            return result
+                return (stored.data if stored else b"{}"), False
+            return orjson.dumps(result), created
         try:
             event = await self.store.write(info.key, t.namespace, t.name, mutate)
         except BaseException:
@@ -489,10 +492,7 @@ class Resources:
             raise
         if info.key == "services" and event.prev is not None and event.type != UNCHANGED:
             strategy.release_service(decode(event.prev), None if event.type == DELETED else decode(event.obj))
-        out = decode(event.obj)
-        if created:
-            out["__created__"] = True
-        return out
+        return event.obj.data, created
 
     async def update_scale(self, req: ApiRequest, t: Target) -> ApiResponse:
         info = t.info
@@ -523,8 +523,8 @@ class Resources:
             return current
 
         inner = Target(info, t.namespace, t.name, "")
-        result = await self._update(req, inner, transform)
-        return json_response(_scale_of(info, result))
+        body, _ = await self._update(req, inner, transform)
+        return json_response(_scale_of(info, orjson.loads(body)))
 
     # ---- delete -----------------------------------------------------------------
 
@@ -539,6 +539,8 @@ class Resources:
         if opts.get("orphanDependents") is True and not policy:
             policy = "Orphan"
         grace = opts.get("gracePeriodSeconds")
+        if info.key == "namespaces" and name in registry.SYSTEM_NAMESPACES:
+            raise errors.forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted')
 
         def mutate(current: dict[str, Any] | None) -> Any:
             if current is None:

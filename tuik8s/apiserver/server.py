@@ -168,20 +168,3 @@ def _is_ip(value: str) -> bool:
         except OSError:
             continue
     return False
-
-
-async def serve_forever(server: ControlPlaneServer, ready: Any = None) -> None:
-    await server.start()
-    if ready is not None:
-        ready(server)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
