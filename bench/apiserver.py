@@ -803,6 +803,9 @@ class Bench:
                 f"({'it is not the limit' if gmax < 0.5 else 'CHECK: it may be part of the limit'}); the server process "
                 f"used a median {smed * 100:.0f}% of one core{' (its event loop is saturated: the server is the limit)' if smed > 0.85 else ''}; "
                 f"against hello, the same generator reached {median([x['ok_per_s'] for x in h]):,.0f} 201/s.")
+            say(f"  Watch probe: {sum(x['probe_n'] for x in t)} probe creates on tuik8s; their own create latency "
+                f"(send -> 201) had p99 {median([x['probe_p99'] for x in t]):.1f} ms (hello {median([x['probe_p99'] for x in h]):.1f} ms), "
+                "which is what separates the two bounds below.")
             for kind, rs in (("hello", h), ("tuik8s", t)):
                 for r, x in enumerate(rs, 1):
                     if x["non201"] or x["sock_errors"] or x["probe_non201"] or x["probe_errors"] or x["watch_error"] or x["watch_errors"]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import ipaddress
 import json
 import re
@@ -90,7 +91,10 @@ def validate_update(info: ResourceInfo, obj: dict, old: dict) -> list[FieldError
     """
 
     def run() -> Errors:
-        errs = _validate(info, obj, creating=False)
+        judged = obj
+        if info.key == "services" and isinstance(obj, dict) and isinstance(old, dict):
+            judged = _drop_type_dependent_fields(obj, old)
+        errs = _validate(info, judged, creating=False)
         if isinstance(obj, dict) and isinstance(old, dict):
             check = _UPDATE_VALIDATORS.get(info.key)
             if check is not None:
@@ -250,10 +254,16 @@ def _names(value: str, path: str, check: Callable[[str], list[str]], errs: Error
     errs.extend(field_invalid(path, value, msg) for msg in check(value))
 
 
-def _nonnegative(parent: Obj, key: str, path: str, errs: Errors) -> int | None:
+def _nonnegative(parent: Obj, key: str, path: str, errs: Errors, *, int32: bool = True) -> int | None:
     value = _int(parent.get(key), path, errs)
-    if value is not None and value < 0:
+    if value is None:
+        return None
+    if value < 0:
         errs.append(field_invalid(path, value, NONNEGATIVE))
+    elif int32 and value > MAX_INT32:
+        # Upstream's decoder refuses these before validation ("... of type int32").
+        errs.append(field_invalid(path, value, f"must be less than or equal to {MAX_INT32}"))
+        return None
     return value
 
 
@@ -644,7 +654,66 @@ def _pod_spec(spec: Obj, path: str, errs: Errors, *, template: bool) -> None:
     for item_path, secret in _maps(spec.get("imagePullSecrets"), f"{path}.imagePullSecrets", errs):
         _str(secret.get("name"), f"{item_path}.name", errs)
     _affinity(spec.get("affinity"), f"{path}.affinity", errs)
+    _topology_spread(spec.get("topologySpreadConstraints"), f"{path}.topologySpreadConstraints", errs)
     _pod_security_context(spec.get("securityContext"), f"{path}.securityContext", errs)
+    _unique_host_ports(spec, path, errs)
+
+
+def _unique_host_ports(spec: Obj, path: str, errs: Errors) -> None:
+    """accumulateUniqueHostPorts: no two containers may claim the same protocol/hostIP/hostPort."""
+    seen: set[str] = set()
+    for key in ("containers", "initContainers"):
+        for item_path, container in _maps(spec.get(key), f"{path}.{key}", []):
+            for port_path, port in _maps(container.get("ports"), f"{item_path}.ports", []):
+                host_port = port.get("hostPort")
+                if not _is_int(host_port) or host_port == 0:
+                    continue
+                protocol = port.get("protocol") if isinstance(port.get("protocol"), str) else ""
+                host_ip = port.get("hostIP") if isinstance(port.get("hostIP"), str) else ""
+                claim = f"{protocol}/{host_ip}/{host_port}"
+                if claim in seen:
+                    errs.append(field_duplicate(f"{port_path}.hostPort", claim))
+                seen.add(claim)
+
+
+def _topology_spread(value: Any, path: str, errs: Errors) -> None:
+    seen: set[tuple[str, str]] = set()
+    for item_path, constraint in _maps(value, path, errs):
+        skew = _int(constraint.get("maxSkew"), f"{item_path}.maxSkew", errs)
+        if skew is None or skew <= 0:
+            errs.append(field_invalid(f"{item_path}.maxSkew", skew or 0, "must be greater than zero"))
+        key = _required_str(constraint, "topologyKey", f"{item_path}.topologyKey", errs, "can not be empty")
+        if key:
+            _names(key, f"{item_path}.topologyKey", is_qualified_name, errs)
+        action = _str(constraint.get("whenUnsatisfiable"), f"{item_path}.whenUnsatisfiable", errs)
+        if action not in ("DoNotSchedule", "ScheduleAnyway"):
+            errs.append(
+                field_not_supported(f"{item_path}.whenUnsatisfiable", action, ["DoNotSchedule", "ScheduleAnyway"])
+            )
+        if (key, action) in seen:
+            errs.append(field_duplicate(f"{item_path}.{{topologyKey, whenUnsatisfiable}}", f"{{{key}, {action}}}"))
+        seen.add((key, action))
+        min_domains = _int(constraint.get("minDomains"), f"{item_path}.minDomains", errs)
+        if min_domains is not None:
+            if min_domains <= 0:
+                errs.append(field_invalid(f"{item_path}.minDomains", min_domains, "must be greater than zero"))
+            if action != "DoNotSchedule":
+                errs.append(
+                    field_invalid(
+                        f"{item_path}.minDomains",
+                        min_domains,
+                        f"can only use minDomains if whenUnsatisfiable=DoNotSchedule, not {action}",
+                    )
+                )
+        selector = _map(constraint.get("labelSelector"), f"{item_path}.labelSelector", errs)
+        if selector is not None:
+            _label_selector(selector, f"{item_path}.labelSelector", errs)
+        for policy in ("nodeAffinityPolicy", "nodeTaintsPolicy"):
+            chosen = _str(constraint.get(policy), f"{item_path}.{policy}", errs)
+            if chosen and chosen not in ("Honor", "Ignore"):
+                errs.append(field_not_supported(f"{item_path}.{policy}", chosen, ["Honor", "Ignore"]))
+        for key_path, label_key in _strings(constraint.get("matchLabelKeys"), f"{item_path}.matchLabelKeys", errs):
+            _names(label_key, key_path, is_qualified_name, errs)
 
 
 def _volumes(value: Any, path: str, errs: Errors) -> set[str]:
@@ -1276,7 +1345,7 @@ def _pod_security_context(value: Any, path: str, errs: Errors) -> None:
     if context is None:
         return
     for key in ("runAsUser", "runAsGroup", "fsGroup"):
-        _nonnegative(context, key, f"{path}.{key}", errs)
+        _nonnegative(context, key, f"{path}.{key}", errs, int32=False)
     _bool(context.get("runAsNonRoot"), f"{path}.runAsNonRoot", errs)
     for item_path, group in enumerate(_list(context.get("supplementalGroups"), f"{path}.supplementalGroups", errs) or []):
         checked = _int(group, f"{path}.supplementalGroups[{item_path}]", errs)
@@ -1292,7 +1361,7 @@ def _container_security_context(value: Any, path: str, errs: Errors) -> None:
     if context is None:
         return
     for key in ("runAsUser", "runAsGroup"):
-        _nonnegative(context, key, f"{path}.{key}", errs)
+        _nonnegative(context, key, f"{path}.{key}", errs, int32=False)
     for key in ("privileged", "runAsNonRoot", "readOnlyRootFilesystem", "allowPrivilegeEscalation"):
         _bool(context.get(key), f"{path}.{key}", errs)
     if context.get("privileged") is True and context.get("allowPrivilegeEscalation") is False:
@@ -1527,8 +1596,9 @@ def _validate_job(obj: Obj, errs: Errors, creating: bool) -> None:
         if obj.get("spec") is None:
             errs.append(field_required("spec.template"))
         return
-    for key in ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished"):
+    for key in ("parallelism", "completions", "backoffLimit", "ttlSecondsAfterFinished"):
         _nonnegative(spec, key, f"spec.{key}", errs)
+    _nonnegative(spec, "activeDeadlineSeconds", "spec.activeDeadlineSeconds", errs, int32=False)
     for key in ("manualSelector", "suspend"):
         _bool(spec.get(key), f"spec.{key}", errs)
     mode = _str(spec.get("completionMode"), "spec.completionMode", errs)
@@ -1816,8 +1886,6 @@ def _validate_endpoints(obj: Obj, errs: Errors, creating: bool) -> None:
             for item_path, address in _maps(value, f"{subset_path}.{key}", errs):
                 _endpoint_address(address, item_path, errs)
         ports = _maps(subset.get("ports"), f"{subset_path}.ports", errs)
-        if not addresses and not not_ready and addresses is not None:
-            pass
         require_name = len(ports) > 1
         names: set[str] = set()
         for item_path, port in ports:
@@ -2542,6 +2610,44 @@ def _update_service(new: Obj, old: Obj, errs: Errors) -> None:
         ips = new_spec.get("clusterIPs")
         shown = ips if isinstance(ips, list) and ips else [new_ip]
         errs.append(_invalid_rendered("spec.clusterIPs[0]", _go_string_list([str(i) for i in shown]), "may not change once set"))
+
+
+def _drop_type_dependent_fields(new: Obj, old: Obj) -> Obj:
+    """new without what its old type needed and its new type forbids, as upstream's
+    dropTypeDependentFields does before validating: a client that switches a NodePort
+    Service to ClusterIP with `kubectl apply` still carries the allocated nodePorts."""
+    new_spec, old_spec = _spec(new), _spec(old)
+    new_type, old_type = new_spec.get("type"), old_spec.get("type")
+    if new_type == old_type or not isinstance(new.get("spec"), dict):
+        return new
+    result = copy.deepcopy(new)
+    spec = result["spec"]
+
+    def drop_if_unchanged(key: str) -> None:
+        if key in spec and spec[key] == old_spec.get(key):
+            del spec[key]
+
+    if new_type not in ("NodePort", "LoadBalancer"):
+        old_ports = [p for p in _list_or_empty(old_spec.get("ports")) if isinstance(p, dict)]
+        allocated = {(p.get("port"), p.get("protocol")): p.get("nodePort") for p in old_ports}
+        for port in _list_or_empty(spec.get("ports")):
+            if isinstance(port, dict) and port.get("nodePort") is not None:
+                if port["nodePort"] == allocated.get((port.get("port"), port.get("protocol"))):
+                    del port["nodePort"]
+    if new_type != "LoadBalancer":
+        drop_if_unchanged("allocateLoadBalancerNodePorts")
+        drop_if_unchanged("healthCheckNodePort")
+        drop_if_unchanged("loadBalancerClass")
+    if new_type not in ("NodePort", "LoadBalancer") and not (new_type == "ClusterIP" and spec.get("externalIPs")):
+        drop_if_unchanged("externalTrafficPolicy")
+    if new_type == "ExternalName":
+        for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy"):
+            drop_if_unchanged(key)
+    return result
+
+
+def _list_or_empty(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _update_immutable_data(new: Obj, old: Obj, errs: Errors, *, keys: tuple[str, ...]) -> None:

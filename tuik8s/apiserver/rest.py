@@ -318,6 +318,7 @@ class Resources:
                 if self.store.get(info.key, namespace, name) is None:
                     meta["name"] = name
                     break
+        Strategy.assign_uid(obj)
         apply_defaults(info, obj)
         problems = validate_create(info, obj)
         name = meta.get("name") if isinstance(meta.get("name"), str) else ""
@@ -442,6 +443,7 @@ class Resources:
                 if info.namespaced:
                     obj["metadata"]["namespace"] = t.namespace
                 self._check_namespace(info, t.namespace)
+                Strategy.assign_uid(obj)
                 apply_defaults(info, obj)
                 problems = validate_create(info, obj)
                 if problems:

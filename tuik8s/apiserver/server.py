@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import gc
 import logging
 import os
 import socket
@@ -105,9 +106,13 @@ class ControlPlaneServer:
         self.ca_pem = material.ca_cert_pem
         await self._bootstrap(strategy)
         # the schemas take ~0.7 s to build: do it off the event loop, before anyone asks
-        self._openapi = asyncio.create_task(openapi.ensure_built())
+        self._openapi = asyncio.create_task(self._warm_up())
         app = ApiServerApp(self.resources, TokenAuthenticator(d)).build()
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # handler_cancellation: a watch whose client went away ends at once, instead of
+        # holding its store subscription until the next event or its timeout
+        self.runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, handler_cancellation=True, shutdown_timeout=5.0
+        )
         await self.runner.setup()
         site = web.TCPSite(
             self.runner, self.config.host, self.config.port, ssl_context=ssl_context(material),
@@ -126,6 +131,13 @@ class ControlPlaneServer:
             sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
             if sockets:
                 self.config.port = sockets[0].getsockname()[1]
+
+    async def _warm_up(self) -> None:
+        await openapi.ensure_built()
+        # What exists now (schemas, modules, the loaded store) lives as long as the
+        # process: keep it out of every future full garbage collection.
+        gc.collect()
+        gc.freeze()
 
     async def _bootstrap(self, strategy: Strategy) -> None:
         """The system namespaces and the `kubernetes` Service exist from the start."""
@@ -149,6 +161,12 @@ class ControlPlaneServer:
             await self.resources.handle(req)
 
     async def stop(self) -> None:
+        if self.store is not None:
+            # end every open watch first, so their handlers return and the HTTP server
+            # can stop without waiting them out
+            self.store.close_watches()
+        if self._openapi is not None:
+            self._openapi.cancel()
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

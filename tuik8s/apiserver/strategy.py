@@ -58,11 +58,15 @@ class Strategy:
 
     # ---- create -----------------------------------------------------------------
 
+    @staticmethod
+    def assign_uid(obj: dict[str, Any]) -> None:
+        """A new object's uid, set before defaulting: a Job's generated selector needs it."""
+        obj.setdefault("metadata", {})["uid"] = str(uuid.uuid4())
+
     def prepare_create(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
         meta = obj.setdefault("metadata", {})
         for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"):
             meta.pop(key, None)
-        meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         if info.key in _GENERATION:
             meta["generation"] = 1

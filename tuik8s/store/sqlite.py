@@ -152,6 +152,7 @@ class SqliteStore:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._watchers: dict[str, set[SqliteWatch]] = {}
         self._writer: asyncio.Task[None] | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
         self._sorted: dict[tuple[str, str | None], list[Stored]] = {}
 
     # ---- lifecycle -------------------------------------------------------------
@@ -169,11 +170,15 @@ class SqliteStore:
             # NORMAL in WAL mode: a commit is in the WAL file before we answer, so it
             # survives a killed process; only a power loss can drop the last commits.
             await self._db.execute("PRAGMA synchronous=NORMAL")
+            # A checkpoint inside a commit stalls every write queued behind it; the
+            # checkpointer below runs them on its own connection instead.
+            await self._db.execute("PRAGMA wal_autocheckpoint=0")
             await self._db.executescript(SCHEMA)
         except sqlite3.Error as e:
             raise StorageError(f"cannot open the store at {self.path}: {e}") from e
         await self._load()
         self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="store-checkpointer")
 
     async def _load(self) -> None:
         assert self._db is not None
@@ -203,15 +208,37 @@ class SqliteStore:
             # Nothing to replay: resuming is possible only from the current revision on.
             self._compacted = self._revision
 
+    async def _checkpoint_loop(self, every: float = 1.0) -> None:
+        """Move the WAL into the database file on a connection of its own (PASSIVE never
+        blocks the writer), so the WAL stays small without stalling commits."""
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            while True:
+                await asyncio.sleep(every)
+                try:
+                    await db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as e:
+                    log.warning("checkpointing the store failed: %s", e)
+        finally:
+            await db.close()
+
+    def close_watches(self) -> None:
+        for watchers in list(self._watchers.values()):
+            for w in list(watchers):
+                w.close()
+
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
-        for watchers in list(self._watchers.values()):
-            for w in list(watchers):
-                w.close()
+        self.close_watches()
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -266,14 +293,12 @@ class SqliteStore:
                 await self._commit_batch(batch)
             except asyncio.CancelledError:
                 for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(StorageError("the store was closed"))
+                    _fail(p.future, StorageError("the store was closed"))
                 raise
             except Exception as e:  # noqa: BLE001 - must never kill the writer
                 log.exception("store batch failed")
                 for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(StorageError(f"storage error: {e}"))
+                    _fail(p.future, StorageError(f"storage error: {e}"))
 
     async def _commit_batch(self, batch: list[_Pending]) -> None:
         staged: dict[tuple[str, str, str], Stored | None] = {}
@@ -285,20 +310,20 @@ class SqliteStore:
             try:
                 result = p.mutate(orjson.loads(current.data) if current is not None else None)
             except errors.StatusError as e:
-                p.future.set_exception(e)
+                _fail(p.future, e)
                 continue
             except Exception as e:  # noqa: BLE001 - a bug in one write must not fail others
                 log.exception("write to %s/%s/%s failed", *key)
-                p.future.set_exception(errors.internal(f"write failed: {e}"))
+                _fail(p.future, errors.internal(f"write failed: {e}"))
                 continue
             if isinstance(result, Unchanged):
-                p.future.set_result(Event(UNCHANGED, current, current))  # type: ignore[arg-type]
+                _resolve(p.future, Event(UNCHANGED, current, current))  # type: ignore[arg-type]
                 continue
             rv += 1
             if isinstance(result, Delete):
                 if current is None:
                     rv -= 1
-                    p.future.set_exception(errors.not_found(p.resource, p.name))
+                    _fail(p.future, errors.not_found(p.resource, p.name))
                     continue
                 # A DELETED event carries the last state at the deletion's revision.
                 last = orjson.loads(current.data)
@@ -319,12 +344,12 @@ class SqliteStore:
             await self._persist(accepted, rv)
         except sqlite3.Error as e:
             for p, _ in accepted:
-                p.future.set_exception(StorageError(f"storage error: {e}"))
+                _fail(p.future, StorageError(f"storage error: {e}"))
             return
         self._revision = rv
         for p, event in accepted:
             self._publish(event)
-            p.future.set_result(event)
+            _resolve(p.future, event)
         if self._log_rvs and self._log_rvs[0] <= self._revision - 2 * self.window:
             self._compact()
 
@@ -417,6 +442,17 @@ class SqliteStore:
 
     def watcher_count(self) -> int:
         return sum(len(v) for v in self._watchers.values())
+
+
+def _resolve(future: asyncio.Future[Event], event: Event) -> None:
+    # the caller may have gone (a cancelled request): its write still stands
+    if not future.done():
+        future.set_result(event)
+
+
+def _fail(future: asyncio.Future[Event], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
 
 
 def decode(stored: Stored) -> dict[str, Any]:

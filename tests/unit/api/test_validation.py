@@ -93,6 +93,9 @@ def pod() -> dict:
                     ]
                 },
             },
+            "topologySpreadConstraints": [
+                {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": {"app": "web"}}}
+            ],
             "serviceAccountName": "web",
         },
     }
@@ -554,6 +557,10 @@ INVALID: list[tuple[str, str, Callable[[], dict], dict[str, Any], str, str]] = [
     ("toleration-exists-value", "Pod", minimal_pod, {"spec.tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}, "spec.tolerations[0].operator", "Invalid value: \"v\": value must be empty when `operator` is 'Exists'"),
     ("toleration-effect", "Pod", minimal_pod, {"spec.tolerations": [{"key": "k", "operator": "Equal", "value": "v", "effect": "Never"}]}, "spec.tolerations[0].effect", 'Unsupported value: "Never": supported values: "NoSchedule", "PreferNoSchedule", "NoExecute"'),
     ("node-affinity-operator", "Pod", pod, {"spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.0.matchExpressions.0.operator": "Like"}, "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator", 'Invalid value: "Like": not a valid selector operator'),
+    ("spread-max-skew", "Pod", pod, {"spec.topologySpreadConstraints.0.maxSkew": 0}, "spec.topologySpreadConstraints[0].maxSkew", "Invalid value: 0: must be greater than zero"),
+    ("spread-when-unsatisfiable", "Pod", pod, {"spec.topologySpreadConstraints.0.whenUnsatisfiable": "Maybe"}, "spec.topologySpreadConstraints[0].whenUnsatisfiable", 'Unsupported value: "Maybe": supported values: "DoNotSchedule", "ScheduleAnyway"'),
+    ("spread-topology-key", "Pod", pod, {"spec.topologySpreadConstraints.0.topologyKey": ""}, "spec.topologySpreadConstraints[0].topologyKey", "Required value: can not be empty"),
+    ("replicas-int32", "Deployment", deployment, {"spec.replicas": 3_000_000_000}, "spec.replicas", "Invalid value: 3000000000: must be less than or equal to 2147483647"),
     # ports
     ("container-port-required", "Pod", minimal_pod, {f"{C0}.ports": [{"name": "http"}]}, "spec.containers[0].ports[0].containerPort", "Required value"),
     ("container-port-range", "Pod", minimal_pod, {f"{C0}.ports": [{"containerPort": 70000}]}, "spec.containers[0].ports[0].containerPort", "Invalid value: 70000: must be between 1 and 65535, inclusive"),
@@ -564,6 +571,7 @@ INVALID: list[tuple[str, str, Callable[[], dict], dict[str, Any], str, str]] = [
     ("port-name-length", "Pod", minimal_pod, {f"{C0}.ports": [{"containerPort": 80, "name": "a-very-long-port-name"}]}, "spec.containers[0].ports[0].name", 'Invalid value: "a-very-long-port-name": must be no more than 15 characters'),
     ("port-protocol", "Pod", minimal_pod, {f"{C0}.ports": [{"containerPort": 80, "protocol": "HTTP"}]}, "spec.containers[0].ports[0].protocol", 'Unsupported value: "HTTP": supported values: "SCTP", "TCP", "UDP"'),
     ("host-network-port-mismatch", "Pod", minimal_pod, {"spec.hostNetwork": True, f"{C0}.ports": [{"containerPort": 80, "hostPort": 8080}]}, "spec.containers[0].ports[0].containerPort", "Invalid value: 80: must match `hostPort` when `hostNetwork` is true"),
+    ("host-port-duplicate", "Pod", minimal_pod, {"spec.containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 80, "hostPort": 8080}]}, {"name": "b", "image": "x", "ports": [{"containerPort": 81, "hostPort": 8080}]}]}, "spec.containers[1].ports[0].hostPort", 'Duplicate value: "TCP//8080"'),
     # resources
     ("requests-over-limits", "Pod", pod, {f"{C0}.resources.requests.cpu": "2"}, "spec.containers[0].resources.requests[cpu]", 'Invalid value: "2": must be less than or equal to cpu limit of 1'),
     ("quantity-format", "Pod", pod, {f"{C0}.resources.limits.memory": "lots"}, "spec.containers[0].resources.limits[memory]", "Invalid value: \"lots\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
@@ -787,6 +795,8 @@ UPDATES_OK: list[tuple[str, str, Callable[[], dict], dict[str, Any]]] = [
     ("pod-deadline-set", "Pod", pod, {"spec.activeDeadlineSeconds": 600}),
     ("svc-cluster-ip-omitted", "Service", with_changes(service(), {"spec.clusterIP": "10.96.0.10"}).copy, {"spec.clusterIP": DELETE, "spec.clusterIPs": DELETE}),
     ("svc-type-to-external-name", "Service", with_changes(service(), {"spec.clusterIP": "10.96.0.10"}).copy, {"spec.type": "ExternalName", "spec.externalName": "example.com", "spec.clusterIP": DELETE, "spec.clusterIPs": DELETE, "spec.ipFamilies": DELETE, "spec.ipFamilyPolicy": DELETE, "spec.internalTrafficPolicy": DELETE}),
+    ("svc-node-port-to-cluster-ip", "Service", node_port_service, {"spec.type": "ClusterIP"}),
+    ("svc-cluster-ip-to-external-name-stale-fields", "Service", with_changes(service(), {"spec.clusterIP": "10.96.0.10"}).copy, {"spec.type": "ExternalName", "spec.externalName": "example.com"}),
     ("job-parallelism", "Job", job, {"spec.parallelism": 3}),
     ("job-suspended-node-selector", "Job", job, {"spec.suspend": True, "spec.template.spec.nodeSelector": {"zone": "a"}}),
     ("cm-data", "ConfigMap", config_map, {"data.LOG_LEVEL": "debug"}),
@@ -817,6 +827,7 @@ UPDATES_REJECTED: list[tuple[str, str, Callable[[], dict], dict[str, Any], str, 
     ("pod-deadline-removed", "Pod", with_changes(pod(), {"spec.activeDeadlineSeconds": 60}).copy, {"spec.activeDeadlineSeconds": DELETE}, "spec.activeDeadlineSeconds", "Invalid value: null: must not update from a positive integer to nil value"),
     ("svc-cluster-ip", "Service", with_changes(service(), {"spec.clusterIP": "10.96.0.10"}).copy, {"spec.clusterIP": "10.96.0.20", "spec.clusterIPs": ["10.96.0.20"]}, "spec.clusterIPs[0]", 'Invalid value: []string{"10.96.0.20"}: may not change once set'),
     ("svc-cluster-ip-to-none", "Service", with_changes(service(), {"spec.clusterIP": "10.96.0.10"}).copy, {"spec.clusterIP": "None", "spec.clusterIPs": ["None"]}, "spec.clusterIPs[0]", 'Invalid value: []string{"None"}: may not change once set'),
+    ("svc-new-node-port-on-cluster-ip", "Service", node_port_service, {"spec.type": "ClusterIP", "spec.ports.0.nodePort": 30081}, "spec.ports[0].nodePort", "Forbidden: may not be used when `type` is 'ClusterIP'"),
     ("secret-type", "Secret", secret, {"type": "kubernetes.io/basic-auth"}, "type", 'Invalid value: "kubernetes.io/basic-auth": field is immutable'),
     ("secret-immutable", "Secret", with_changes(secret(), {"immutable": True}).copy, {"data.password": "bmV3"}, "data", "Forbidden: field is immutable when `immutable` is set"),
     ("cm-immutable", "ConfigMap", with_changes(config_map(), {"immutable": True}).copy, {"data.LOG_LEVEL": "debug"}, "data", "Forbidden: field is immutable when `immutable` is set"),

@@ -1,0 +1,591 @@
+"""Scheduler benchmark: how fast pending pods get bound on a 1,000-node cluster.
+
+    .venv/bin/python bench/scheduler.py [--quick] [--nodes 1000] [--pods 5000] [--rounds 3]
+                                        [--profile]
+
+Each round starts a fresh `tuik8s server --no-controllers` (the scheduler runs in it; no
+controller may garbage-collect the bench pods, whose owners do not exist), creates the
+Node objects directly through the API (Ready, allocatable 4 cpu / 16Gi / 110 pods), then
+a separate process creates N pods as fast as it can over `--conc` HTTPS connections
+while this process watches the pods and notes when each one first shows `spec.nodeName`.
+
+Figures per round (the summary gives medians over rounds):
+- **scheduled/s**: pods bound per second from the first create to the last bind, and the
+  steady rate between the 10th and 90th percentile bind;
+- **creates/s** of the creator meanwhile, to see whether creating, not scheduling, was
+  the limit; the bind lag after the last create.
+
+Baselines, measured in the same run on servers started the same way but `--no-scheduler`:
+- **bind-only**: the same N pods created first, then POST pods/NAME/binding for each (to
+  nodes round-robin, no decision at all) from as many concurrent connections as the
+  scheduler has binds in flight: what the API allows at most;
+- **create+bind pipeline**: the creator as above while a "dumb binder" process watches
+  and binds each new pod round-robin at once: the same work as the scheduler's minus the
+  decisions (but over HTTPS, where the scheduler binds in-process).
+
+Spread: pods per node after the scheduler rounds (min / median / max, and the histogram).
+`--profile` attaches py-spy to the server during one more scheduler round and prints the
+functions with the most samples (install: `.venv/bin/pip install py-spy`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+from _harness import (
+    PYTHON,
+    REAPER,
+    REPO,
+    ServerStartError,
+    client_ssl,
+    median,
+    percentile,
+    proc_cpu_seconds,
+    read_token,
+    uptime_line,
+)
+
+sys.path.insert(0, str(REPO))
+from tuik8s.scheduler.scheduler import DEFAULT_BINDS_IN_FLIGHT  # noqa: E402
+
+NS = "default"
+PODS = f"/api/v1/namespaces/{NS}/pods"
+NODES = "/api/v1/nodes"
+TARGET = 300.0
+OWNERS = 50  # the pods belong to this many fake ReplicaSets (SelectorSpread has work to do)
+
+
+def say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def node_body(i: int) -> dict[str, Any]:
+    name = f"node-{i:04d}"
+    res = {"cpu": "4", "memory": "16Gi", "pods": "110"}
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
+        "status": {
+            "capacity": res, "allocatable": res,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "message": "kubelet is posting ready status"}],
+        },
+    }
+
+
+def pod_body(name: str, owner: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": NS,
+            "labels": {"app": f"web-{owner}", "pod-template-hash": "5d8f7c9b6"},
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"web-{owner}-5d8f7c9b6",
+                "uid": f"00000000-0000-4000-8000-{owner:012d}", "controller": True, "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": {
+            "containers": [{
+                "name": "web", "image": "registry.local/web:1.0",
+                "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                              "limits": {"cpu": "500m", "memory": "256Mi"}},
+            }],
+        },
+    }
+
+
+def _session(token: str, ca: str, limit: int) -> Any:
+    import aiohttp
+
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, ssl=client_ssl(Path(ca))),
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+    )
+
+
+# =====================================================================================
+# worker roles (separate processes)
+# =====================================================================================
+
+
+async def role_create(a: argparse.Namespace) -> dict[str, Any]:
+    """Create `count` pods over `conc` connections as fast as the server answers."""
+    codes: Counter[int] = Counter()
+    names = iter(range(a.count))
+    headers = {"Content-Type": "application/json"}
+    async with _session(a.token, a.ca, a.conc) as s:
+        url = a.url + PODS
+
+        async def worker() -> None:
+            for i in names:
+                body = orjson.dumps(pod_body(f"{a.prefix}-{i:05d}", i % OWNERS))
+                async with s.post(url, data=body, headers=headers) as r:
+                    await r.read()
+                    codes[r.status] += 1
+
+        print("go", flush=True)
+        t0 = time.time()
+        await asyncio.gather(*(worker() for _ in range(a.conc)))
+        t1 = time.time()
+    return {"t_start": t0, "t_end": t1, "codes": dict(codes)}
+
+
+async def _bind(s: Any, url: str, name: str, node: str, codes: Counter[int]) -> None:
+    body = orjson.dumps({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": NS},
+                         "target": {"apiVersion": "v1", "kind": "Node", "name": node}})
+    async with s.post(f"{url}{PODS}/{name}/binding", data=body, headers={"Content-Type": "application/json"}) as r:
+        await r.read()
+        codes[r.status] += 1
+
+
+async def role_bind(a: argparse.Namespace) -> dict[str, Any]:
+    """Bind the given pods round-robin over the nodes, `conc` requests at a time."""
+    names = orjson.loads(Path(a.names).read_bytes())
+    codes: Counter[int] = Counter()
+    work = iter(enumerate(names))
+    async with _session(a.token, a.ca, a.conc) as s:
+
+        async def worker() -> None:
+            for i, name in work:
+                await _bind(s, a.url, name, f"node-{i % a.nodes:04d}", codes)
+
+        print("go", flush=True)
+        t0 = time.time()
+        await asyncio.gather(*(worker() for _ in range(a.conc)))
+        t1 = time.time()
+    return {"t_start": t0, "t_end": t1, "codes": dict(codes)}
+
+
+async def role_dumb_binder(a: argparse.Namespace) -> dict[str, Any]:
+    """Watch pods; bind every unbound one round-robin at once (`conc` binds in flight)."""
+    codes: Counter[int] = Counter()
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    seen: set[str] = set()
+    done = asyncio.Event()
+    async with _session(a.token, a.ca, a.conc + 1) as s:
+        async with s.get(a.url + PODS) as r:
+            rv = orjson.loads(await r.read())["metadata"]["resourceVersion"]
+
+        async def watch() -> None:
+            async with s.get(a.url + PODS, params={"watch": "true", "resourceVersion": rv}) as r:
+                buf = b""
+                async for chunk in r.content.iter_any():
+                    buf += chunk
+                    *lines, buf = buf.split(b"\n")
+                    for line in lines:
+                        if not line.strip():
+                            continue
+                        ev = orjson.loads(line)
+                        obj = ev["object"]
+                        name = obj["metadata"]["name"]
+                        if ev["type"] == "ADDED" and not obj["spec"].get("nodeName") and name not in seen:
+                            seen.add(name)
+                            queue.put_nowait(name)
+
+        counter = iter(range(10**9))
+
+        async def worker() -> None:
+            while True:
+                name = await queue.get()
+                await _bind(s, a.url, name, f"node-{next(counter) % a.nodes:04d}", codes)
+                if sum(codes.values()) >= a.count:
+                    done.set()
+
+        print("go", flush=True)
+        tasks = [asyncio.create_task(watch())] + [asyncio.create_task(worker()) for _ in range(a.conc)]
+        await done.wait()
+        for t in tasks:
+            t.cancel()
+    return {"codes": dict(codes)}
+
+
+def run_role(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="scheduler.py --role")
+    ap.add_argument("--role", required=True, choices=["create", "bind", "dumb-binder"])
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--token", required=True)
+    ap.add_argument("--ca", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--count", type=int, default=0)
+    ap.add_argument("--conc", type=int, default=32)
+    ap.add_argument("--nodes", type=int, default=1000)
+    ap.add_argument("--names", default="")
+    ap.add_argument("--prefix", default="pod")
+    a = ap.parse_args(argv)
+    fn = {"create": role_create, "bind": role_bind, "dumb-binder": role_dumb_binder}[a.role]
+    t0 = time.process_time()
+    try:
+        result = asyncio.run(fn(a))
+    except KeyboardInterrupt:
+        return 1
+    result["cpu_s"] = time.process_time() - t0
+    tmp = a.out + ".tmp"
+    Path(tmp).write_bytes(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS))
+    os.replace(tmp, a.out)
+    return 0
+
+
+# =====================================================================================
+# the main process
+# =====================================================================================
+
+
+class Server:
+    """`tuik8s server` on a fresh data dir, with extra flags."""
+
+    def __init__(self, data_dir: Path, *flags: str) -> None:
+        self.data_dir = data_dir
+        self.flags = flags
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = self.token = ""
+
+    @property
+    def ca(self) -> str:
+        return str(self.data_dir / "pki" / "ca.crt")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 60.0) -> Server:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        out, err = self.data_dir.parent / f"{self.data_dir.name}.out", self.data_dir.parent / f"{self.data_dir.name}.err"
+        with open(out, "wb") as fo, open(err, "wb") as fe:
+            self.proc = REAPER.spawn(
+                [PYTHON, "-m", "tuik8s.cli", "server", "--data-dir", str(self.data_dir), "--port", "0",
+                 "--no-user-kubeconfig", *self.flags],
+                stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, cwd=str(REPO),
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = next((ln for ln in out.read_text(errors="replace").splitlines() if "ready" in ln), "")
+            if line:
+                self.url = next(w for w in line.split() if w.startswith("https://")).rstrip(",)")
+                self.token = read_token(self.data_dir / "kubeconfig")
+                return self
+            if self.proc.poll() is not None:
+                tail = err.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                raise ServerStartError(f"tuik8s server exited before it was ready: {tail[0]}")
+            time.sleep(0.05)
+        raise ServerStartError(f"tuik8s server was not ready within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            REAPER.stop(self.proc)
+
+    def stderr(self) -> str:
+        err = self.data_dir.parent / f"{self.data_dir.name}.err"
+        return err.read_text(errors="replace") if err.exists() else ""
+
+
+class Watcher:
+    """Notes the wall time at which each pod first shows spec.nodeName."""
+
+    def __init__(self) -> None:
+        self.bound: dict[str, float] = {}
+        self.node_of: dict[str, str] = {}
+        self.want = 0
+        self.complete = asyncio.Event()
+
+    async def run(self, s: Any, url: str, rv: str, prefix: str) -> None:
+        async with s.get(url + PODS, params={"watch": "true", "resourceVersion": rv}) as r:
+            buf = b""
+            async for chunk in r.content.iter_any():
+                now = time.time()
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    obj = orjson.loads(line)["object"]
+                    name = obj["metadata"]["name"]
+                    node = (obj.get("spec") or {}).get("nodeName")
+                    if node and name.startswith(prefix) and name not in self.bound:
+                        self.bound[name] = now
+                        self.node_of[name] = node
+                        if len(self.bound) >= self.want:
+                            self.complete.set()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.root = REAPER.mkdtemp("tuik8s-sched-bench-")
+        self.problems: list[str] = []
+
+    def spawn_role(self, role: str, srv: Server, out: Path, *extra: str) -> subprocess.Popen[bytes]:
+        log = open(out.with_suffix(".log"), "wb")  # noqa: SIM115 - closed with the process
+        p = REAPER.spawn(
+            [PYTHON, str(Path(__file__).resolve()), "--role", role, "--url", srv.url, "--token", srv.token,
+             "--ca", srv.ca, "--out", str(out), *extra],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        return p
+
+    def wait_proc(self, p: subprocess.Popen[bytes], out: Path, timeout: float) -> dict[str, Any]:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            REAPER.stop(p)
+            raise RuntimeError(f"{out.name}: worker did not finish within {timeout:.0f} s") from None
+        if p in REAPER.procs:
+            REAPER.procs.remove(p)
+        if not out.exists():
+            log = out.with_suffix(".log")
+            raise RuntimeError(f"{out.name}: worker failed: {log.read_text(errors='replace')[-400:]}")
+        return dict(orjson.loads(out.read_bytes()))
+
+    async def create_nodes(self, s: Any, url: str) -> float:
+        t0 = time.monotonic()
+        it = iter(range(self.args.nodes))
+
+        async def worker() -> None:
+            for i in it:
+                async with s.post(url + NODES, data=orjson.dumps(node_body(i)),
+                                  headers={"Content-Type": "application/json"}) as r:
+                    await r.read()
+                    if r.status != 201:
+                        raise RuntimeError(f"creating node {i}: HTTP {r.status}")
+
+        await asyncio.gather(*(worker() for _ in range(16)))
+        return time.monotonic() - t0
+
+    async def wait_scheduler_ready(self, s: Any, url: str) -> None:
+        """A probe pod bound means the scheduler's informers have synced and see the nodes."""
+        body = pod_body("probe", 0)
+        body["metadata"]["ownerReferences"] = []
+        async with s.post(url + PODS, data=orjson.dumps(body), headers={"Content-Type": "application/json"}) as r:
+            await r.read()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            async with s.get(url + PODS + "/probe") as r:
+                if (orjson.loads(await r.read()).get("spec") or {}).get("nodeName"):
+                    return
+            await asyncio.sleep(0.05)
+        raise RuntimeError("the scheduler did not bind a probe pod within 60 s")
+
+    async def spread(self, s: Any, url: str) -> list[int]:
+        async with s.get(url + PODS) as r:
+            items = orjson.loads(await r.read())["items"]
+        per_node = Counter(i["spec"].get("nodeName") for i in items if i["metadata"]["name"].startswith("pod-"))
+        return [per_node.get(f"node-{i:04d}", 0) for i in range(self.args.nodes)]
+
+    def round(self, r: int, kind: str, profile: bool = False) -> dict[str, Any]:
+        a = self.args
+        flags = ("--no-controllers",) if kind == "scheduler" else ("--no-controllers", "--no-scheduler")
+        srv = Server(self.root / f"{kind}-{r}", *flags).start()
+        out: dict[str, Any] = {"kind": kind}
+        try:
+            out.update(asyncio.run(self._round(r, kind, srv, profile)))
+        finally:
+            srv.stop()
+            errs = [ln for ln in srv.stderr().splitlines() if "Traceback" in ln or "ERROR" in ln]
+            if errs:
+                self.problems.append(f"{kind} round {r}: server stderr: {errs[0][:200]} ({len(errs)} such lines)")
+        return out
+
+    async def _round(self, r: int, kind: str, srv: Server, profile: bool) -> dict[str, Any]:
+        a = self.args
+        res: dict[str, Any] = {}
+        async with _session(srv.token, srv.ca, 32) as s:
+            res["nodes_s"] = await self.create_nodes(s, srv.url)
+            if kind == "scheduler":
+                await self.wait_scheduler_ready(s, srv.url)
+            async with s.get(srv.url + PODS) as resp:
+                rv = orjson.loads(await resp.read())["metadata"]["resourceVersion"]
+            w = Watcher()
+            w.want = a.pods
+            wtask = asyncio.create_task(w.run(s, srv.url, rv, "pod-"))
+            cpu0 = proc_cpu_seconds(srv.pid)
+            t0 = time.time()
+            spy = self.start_profiler(srv.pid) if profile else None
+            outc = self.root / f"{kind}-{r}-create.json"
+            binder = None
+            if kind == "pipeline":
+                outb = self.root / f"{kind}-{r}-binder.json"
+                binder = self.spawn_role("dumb-binder", srv, outb, "--count", str(a.pods),
+                                         "--conc", str(DEFAULT_BINDS_IN_FLIGHT), "--nodes", str(a.nodes))
+                await asyncio.sleep(1.0)  # let it open its watch
+            creator = self.spawn_role("create", srv, outc, "--count", str(a.pods), "--conc", str(a.conc))
+            created = await asyncio.to_thread(self.wait_proc, creator, outc, 600)
+            res["create_codes"] = created["codes"]
+            res["creates_per_s"] = a.pods / (created["t_end"] - created["t_start"])
+            if kind == "bind-only":
+                names = self.root / f"{kind}-{r}-names.json"
+                names.write_bytes(orjson.dumps([f"pod-{i:05d}" for i in range(a.pods)]))
+                outb = self.root / f"{kind}-{r}-bind.json"
+                t_b = time.time()
+                binder = self.spawn_role("bind", srv, outb, "--names", str(names), "--nodes", str(a.nodes),
+                                         "--conc", str(DEFAULT_BINDS_IN_FLIGHT))
+                bound = await asyncio.to_thread(self.wait_proc, binder, outb, 600)
+                res["bind_codes"] = bound["codes"]
+                res["binds_per_s"] = a.pods / (bound["t_end"] - bound["t_start"])
+                t0 = t_b
+            try:
+                await asyncio.wait_for(w.complete.wait(), 300)
+            except TimeoutError:
+                self.problems.append(f"{kind} round {r}: only {len(w.bound)}/{a.pods} pods bound within 300 s")
+            if binder is not None and kind == "pipeline":
+                await asyncio.to_thread(self.wait_proc, binder, self.root / f"{kind}-{r}-binder.json", 60)
+            if spy is not None:
+                res["profile"] = self.stop_profiler(spy)
+            res["server_cpu_s"] = proc_cpu_seconds(srv.pid) - cpu0
+            wtask.cancel()
+            times = sorted(w.bound.values())
+            if times:
+                res["bound"] = len(times)
+                res["bound_per_s"] = len(times) / max(1e-9, times[-1] - t0)
+                lo, hi = percentile(times, 10), percentile(times, 90)
+                res["steady_per_s"] = 0.8 * len(times) / max(1e-9, hi - lo)
+                res["lag_s"] = times[-1] - (created["t_end"] if kind != "bind-only" else t0)
+                res["wall_s"] = times[-1] - t0
+            if kind == "scheduler":
+                res["spread"] = await self.spread(s, srv.url)
+        return res
+
+    # ---- py-spy ------------------------------------------------------------------------------
+
+    def start_profiler(self, pid: int) -> tuple[subprocess.Popen[bytes], Path] | None:
+        spy = shutil.which("py-spy") or str(REPO / ".venv" / "bin" / "py-spy")
+        if not Path(spy).exists():
+            self.problems.append("--profile: py-spy is not installed (.venv/bin/pip install py-spy)")
+            return None
+        out = self.root / "profile.txt"
+        p = REAPER.spawn([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
+                          "--output", str(out), "--nonblocking"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        return p, out
+
+    def stop_profiler(self, spy: tuple[subprocess.Popen[bytes], Path]) -> dict[str, Any]:
+        p, out = spy
+        REAPER.stop(p, timeout=20)
+        if not out.exists():
+            return {}
+        own: Counter[str] = Counter()
+        inclusive: Counter[str] = Counter()
+        total = 0
+        for line in out.read_text(errors="replace").splitlines():
+            stack, _, n = line.rpartition(" ")
+            if not n.isdigit():
+                continue
+            count = int(n)
+            total += count
+            frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].replace(str(REPO) + "/", "") + ")"
+                      for f in stack.split(";") if f]
+            if frames:
+                own[frames[-1]] += count
+            for f in set(frames):
+                inclusive[f] += count
+        return {"total": total, "own": own.most_common(25), "inclusive": inclusive.most_common(40)}
+
+    # ---- the whole run ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        a = self.args
+        say(f"tuik8s scheduler benchmark: {a.nodes} nodes, {a.pods} pods, {a.rounds} round(s); "
+            f"{os.cpu_count()} CPUs; {uptime_line()}")
+        say(f"  creator: {a.conc} connections; scheduler and baselines: {DEFAULT_BINDS_IN_FLIGHT} binds in flight")
+        results: dict[str, list[dict[str, Any]]] = {"scheduler": [], "bind-only": [], "pipeline": []}
+        for r in range(a.rounds):
+            for kind in ("bind-only", "pipeline", "scheduler"):
+                say(f"  .. round {r + 1}/{a.rounds}: {kind}")
+                try:
+                    res = self.round(r, kind)
+                except (RuntimeError, ServerStartError) as e:
+                    self.problems.append(f"{kind} round {r}: {e}")
+                    continue
+                results[kind].append(res)
+                say("     " + ", ".join(f"{k}={v:.1f}" for k, v in res.items() if isinstance(v, float)))
+        profile = None
+        if a.profile:
+            say("  .. profiling one more scheduler round with py-spy")
+            try:
+                profile = self.round(a.rounds, "scheduler", profile=True).get("profile")
+            except (RuntimeError, ServerStartError) as e:
+                self.problems.append(f"profile round: {e}")
+        self.report(results, profile)
+        return 0 if not self.problems else 1
+
+    def report(self, results: dict[str, list[dict[str, Any]]], profile: dict[str, Any] | None) -> None:
+        def med(kind: str, key: str) -> float:
+            return median([r[key] for r in results[kind] if key in r])
+
+        say()
+        say("| figure | tuik8s scheduler | baseline | ratio |")
+        say("| --- | --- | --- | --- |")
+        sched = med("scheduler", "bound_per_s")
+        steady = med("scheduler", "steady_per_s")
+        pipe = med("pipeline", "bound_per_s")
+        binds = med("bind-only", "binds_per_s")
+        say(f"| pods bound/s, first create to last bind | {sched:.0f} | {pipe:.0f} (create + dumb binder) | {sched / pipe:.2f} |")
+        say(f"| pods bound/s, steady (p10..p90 binds) | {steady:.0f} | {med('pipeline', 'steady_per_s'):.0f} (create + dumb binder) | {steady / med('pipeline', 'steady_per_s'):.2f} |")
+        say(f"| raw API bind rate (binds only, pods pre-created) | — | {binds:.0f} binds/s | {sched / binds:.2f} |")
+        say(f"| creates/s during the round | {med('scheduler', 'creates_per_s'):.0f} | {med('pipeline', 'creates_per_s'):.0f} | |")
+        say(f"| last bind after last create | {med('scheduler', 'lag_s'):.2f} s | {med('pipeline', 'lag_s'):.2f} s | |")
+        say(f"| server CPU s for the round | {med('scheduler', 'server_cpu_s'):.1f} | {med('pipeline', 'server_cpu_s'):.1f} | |")
+        say()
+        met = "met" if sched >= TARGET else "NOT met"
+        say(f"target >= {TARGET:.0f} pods/s scheduled with {self.args.nodes} nodes: {met} ({sched:.0f}/s median of "
+            f"{len(results['scheduler'])} rounds; per round: "
+            + ", ".join(f"{r.get('bound_per_s', 0):.0f}" for r in results["scheduler"]) + ")")
+        spreads = [r["spread"] for r in results["scheduler"] if "spread" in r]
+        if spreads:
+            last = spreads[-1]
+            hist = sorted(Counter(last).items())
+            say(f"spread (last round): pods per node min {min(last)}, median {statistics.median(last):g}, "
+                f"max {max(last)}, stdev {statistics.pstdev(last):.2f}; nodes by pod count: "
+                + ", ".join(f"{n} pods: {c}" for n, c in hist))
+        if profile:
+            total = profile["total"] or 1
+            say()
+            say(f"py-spy, server process during a scheduler round ({total} samples); most own time:")
+            for name, n in profile["own"]:
+                say(f"  {100 * n / total:5.1f}%  {name}")
+            say("most inclusive time:")
+            for name, n in profile["inclusive"]:
+                say(f"  {100 * n / total:5.1f}%  {name}")
+        for p in self.problems:
+            say(f"problem: {p}")
+
+
+def main() -> int:
+    if "--role" in sys.argv:
+        return run_role(sys.argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nodes", type=int, default=1000)
+    ap.add_argument("--pods", type=int, default=5000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--conc", type=int, default=32, help="creator connections")
+    ap.add_argument("--profile", action="store_true", help="profile one more scheduler round with py-spy")
+    ap.add_argument("--quick", action="store_true", help="1 round of 2,000 pods")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.pods = 1, 2000
+    REAPER.install()
+    try:
+        return Bench(args).run()
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+    finally:
+        REAPER.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
