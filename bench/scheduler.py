@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -153,7 +154,7 @@ async def _bind(s: Any, url: str, name: str, node: str, codes: Counter[int]) -> 
 
 async def role_bind(a: argparse.Namespace) -> dict[str, Any]:
     """Bind the given pods round-robin over the nodes, `conc` requests at a time."""
-    names = orjson.loads(Path(a.names).read_bytes())
+    names = orjson.loads(await asyncio.to_thread(Path(a.names).read_bytes))
     codes: Counter[int] = Counter()
     work = iter(enumerate(names))
     async with _session(a.token, a.ca, a.conc) as s:
@@ -386,7 +387,6 @@ class Bench:
         return [per_node.get(f"node-{i:04d}", 0) for i in range(self.args.nodes)]
 
     def round(self, r: int, kind: str, profile: bool = False) -> dict[str, Any]:
-        a = self.args
         flags = ("--no-controllers",) if kind == "scheduler" else ("--no-controllers", "--no-scheduler")
         srv = Server(self.root / f"{kind}-{r}", *flags).start()
         out: dict[str, Any] = {"kind": kind}
@@ -474,7 +474,12 @@ class Bench:
 
     def stop_profiler(self, spy: tuple[subprocess.Popen[bytes], Path]) -> dict[str, Any]:
         p, out = spy
-        REAPER.stop(p, timeout=20)
+        p.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C, not on SIGTERM
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+        REAPER.stop(p)
         if not out.exists():
             return {}
         own: Counter[str] = Counter()

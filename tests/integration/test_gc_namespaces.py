@@ -92,12 +92,14 @@ def deployment(server: RunningServer, ns: str, app: str) -> str:
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": app}}, "template": pod_template(app)},
     })
     d_uid = uid(server, "deploy", ns, app)
-    if HAS_DEPLOYMENT_CONTROLLER:
-        rs = wait_for(lambda: [r for r in items(server, "rs", ns, f"app={app}") if owned_by(r, d_uid)], timeout=15)
-        rs_uid = rs[0]["metadata"]["uid"]
-        wait_for(lambda: len([p for p in items(server, "pods", ns, f"app={app}") if owned_by(p, rs_uid)]) == 2, timeout=15)
-    else:
+    if not HAS_DEPLOYMENT_CONTROLLER:
         replicaset(server, ns, f"{app}-rs", app, [owner_ref("Deployment", app, d_uid)])
+        return d_uid
+    rs = wait_for(lambda: [r for r in items(server, "rs", ns, f"app={app}") if owned_by(r, d_uid)], timeout=15)
+    rs_name, rs_uid = rs[0]["metadata"]["name"], rs[0]["metadata"]["uid"]
+    if not HAS_REPLICASET_CONTROLLER:
+        make_pods(server, ns, app, rs_name, rs_uid)
+    wait_for(lambda: len([p for p in items(server, "pods", ns, f"app={app}") if owned_by(p, rs_uid)]) == 2, timeout=15)
     return d_uid
 
 

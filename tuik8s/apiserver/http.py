@@ -9,6 +9,7 @@ health endpoints are answered here. No exception leaves as a traceback: a
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -16,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from tuik8s.api import errors
-from tuik8s.apiserver import discovery, openapi
+from tuik8s.apiserver import discovery, metrics, openapi
 from tuik8s.apiserver.request import ApiRequest, ApiResponse, User, error_response, json_response
 from tuik8s.apiserver.rest import Resources
 from tuik8s.store.base import StorageError
@@ -113,9 +114,16 @@ class ApiServerApp:
             return await send(request, error_response(errors.internal(f"an error on the server ({type(e).__name__}) has prevented the request from succeeding")))
 
     async def resource(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
         body = await request.read() if request.can_read_body else b""
         api_req = to_api_request(request, body, request.get("user"))
-        return await send(request, await self.resources.handle(api_req))
+        resp = await self.resources.handle(api_req)
+        if resp.stream is None:
+            metrics.REQUEST_DURATION.observe(time.monotonic() - started, request.method)
+        return await send(request, resp)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=metrics.render(), content_type="text/plain")
 
     async def version(self, request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(discovery.version_info()), content_type="application/json")
@@ -158,6 +166,7 @@ class ApiServerApp:
         r.add_get("/api/{version}", self.group_version)
         r.add_get("/apis/{group}", self.group)
         r.add_get("/apis/{group}/{version}", self.group_version)
+        r.add_get("/metrics", self.metrics)
         openapi.add_routes(app)
         r.add_route("*", "/api/{tail:.+}", self.resource)
         r.add_route("*", "/apis/{tail:.+}", self.resource)

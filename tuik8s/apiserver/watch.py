@@ -9,6 +9,7 @@ written together, so a burst costs one write to the socket.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import orjson
 
 from tuik8s.api.registry import ResourceInfo
 from tuik8s.api.selectors import FieldSelector, LabelSelector
+from tuik8s.apiserver.metrics import WATCH_DELIVERY
 from tuik8s.apiserver.tables import to_table
 from tuik8s.store.base import ADDED, DELETED, MODIFIED, Event, Stored
 from tuik8s.store.sqlite import TICK, SqliteWatch, decode
@@ -109,6 +111,10 @@ async def stream(spec: WatchSpec, watch: SqliteWatch, initial: list[Stored], sto
             last_rv = events[-1].obj.rv
             if frames:
                 yield b"".join(frames)
+                # the consumer resumes us once the chunk is handed to the connection
+                now = time.time()
+                for e in events:
+                    WATCH_DELIVERY.observe(now - e.committed_at, spec.info.plural)
     finally:
         if ticker is not None:
             ticker.cancel()

@@ -11,8 +11,9 @@ A node should run a daemon pod when it passes the template's `nodeName`, `nodeSe
 and required node affinity and every NoSchedule/NoExecute taint is tolerated. A pod
 already there may stay as long as no NoExecute taint is untolerated (`shouldRun` and
 `shouldContinueRunning`, as upstream). Nodes that join get a pod, pods on nodes that
-stop qualifying or leave are deleted (upstream leaves pods bound to a vanished node to
-the pod garbage collector; we have none, so the DaemonSet deletes its own).
+stop qualifying are deleted, and so are pods still waiting for a node that left (pods
+bound to a vanished node are the pod garbage collector's, in the node lifecycle
+controller).
 
 Every template revision is a `ControllerRevision` named `<ds>-<hash>`, the hash of the
 template (and `status.collisionCount`), which is also the pods' `controller-revision-hash`
@@ -36,10 +37,8 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-
-import orjson
 
 from tuik8s.api.selectors import (
     LabelSelector,
@@ -49,6 +48,19 @@ from tuik8s.api.selectors import (
 )
 from tuik8s.client.errors import ApiError, ClientError, is_already_exists, is_not_found
 from tuik8s.client.informer import NAMESPACE_INDEX, namespace_index, object_key
+from tuik8s.controllers.podutil import (
+    CONTROLLER_UID_INDEX,
+    claim,
+    compute_hash,
+    controller_ref,
+    controller_uid_index,
+    is_deleting,
+    is_pod_available,
+    is_pod_ready,
+    meta,
+    new_controller_ref,
+    pod_key,
+)
 from tuik8s.controllers.runner import Controller
 
 log = logging.getLogger(__name__)
@@ -58,7 +70,6 @@ Obj = dict[str, Any]
 CONTROLLER_REVISION_HASH_LABEL = "controller-revision-hash"
 TEMPLATE_GENERATION_LABEL = "pod-template-generation"
 TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
-OWNER_INDEX = "daemonset-controller/owner-uid"
 
 BURST_REPLICAS = 250  # upstream's cap on creations or deletions in one sync
 EXPECTATIONS_TTL = 300.0  # upstream ExpectationsTimeout: after this, stop waiting for the cache
@@ -78,16 +89,8 @@ HOST_NETWORK_TOLERATION: Obj = {
     "key": "node.kubernetes.io/network-unavailable", "operator": "Exists", "effect": "NoSchedule",
 }
 
-# rand.SafeEncodeString's alphabet: no vowels, no look-alikes
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
-
-# ---- pods in general (shared with the Job controller) ---------------------------------------
-
-
-def _meta(obj: Mapping[str, Any]) -> Obj:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
+# ---- small readers --------------------------------------------------------------------------
 
 
 def _spec(obj: Mapping[str, Any]) -> Obj:
@@ -100,129 +103,62 @@ def _status(obj: Mapping[str, Any]) -> Obj:
     return status if isinstance(status, dict) else {}
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp of the API (`2024-05-01T10:00:00Z`), or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def format_time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def pod_condition(pod: Mapping[str, Any], kind: str) -> Obj | None:
-    for cond in _status(pod).get("conditions") or ():
-        if isinstance(cond, dict) and cond.get("type") == kind:
-            return cond
-    return None
-
-
-def is_pod_ready(pod: Mapping[str, Any]) -> bool:
-    cond = pod_condition(pod, "Ready")
-    return cond is not None and cond.get("status") == "True"
-
-
-def is_pod_available(pod: Mapping[str, Any], min_ready_seconds: int, now: datetime) -> bool:
-    """Ready for at least `min_ready_seconds` (upstream podutil.IsPodAvailable)."""
-    cond = pod_condition(pod, "Ready")
-    if cond is None or cond.get("status") != "True":
-        return False
-    if not min_ready_seconds:
-        return True
-    since = parse_time(cond.get("lastTransitionTime"))
-    return since is not None and since + timedelta(seconds=min_ready_seconds) <= now
-
-
-def is_terminating(obj: Mapping[str, Any]) -> bool:
-    return bool(_meta(obj).get("deletionTimestamp"))
-
-
-def controller_ref(obj: Mapping[str, Any]) -> Obj | None:
-    """The ownerReference with `controller: true`, if any."""
-    for ref in _meta(obj).get("ownerReferences") or ():
-        if isinstance(ref, dict) and ref.get("controller") is True:
-            return ref
-    return None
-
-
-def new_controller_ref(owner: Mapping[str, Any], api_version: str, kind: str) -> Obj:
-    meta = _meta(owner)
-    return {
-        "apiVersion": api_version,
-        "kind": kind,
-        "name": meta.get("name"),
-        "uid": meta.get("uid"),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def owner_uid_index(api_version: str, kind: str) -> Callable[[Obj], list[str]]:
-    """An index function: the uid of the object's controller when it is an `api_version/kind`."""
-
-    def index(obj: Obj) -> list[str]:
-        ref = controller_ref(obj)
-        if ref is None or ref.get("kind") != kind or ref.get("apiVersion") != api_version:
-            return []
-        return [str(ref.get("uid") or "")]
-
-    return index
+def _name(obj: Mapping[str, Any]) -> str:
+    return str(meta(obj).get("name") or "")
 
 
 def creation_sort_key(obj: Mapping[str, Any]) -> tuple[str, str]:
-    meta = _meta(obj)
-    return str(meta.get("creationTimestamp") or ""), str(meta.get("name") or "")
+    m = meta(obj)
+    return str(m.get("creationTimestamp") or ""), str(m.get("name") or "")
 
 
 class Expectations:
     """Pod creations and deletions a controller issued that its cache has not shown yet.
 
-    Upstream's ControllerExpectations, keyed by the owner's key. `set` before writing;
-    the pod informer's handlers call `creation_observed`/`deletion_observed`; a write
-    that failed is lowered at once. `satisfied` is true when all were seen, or after
-    `ttl` seconds (a watch event lost for good must not stall the owner forever).
+    upstream's UIDTrackingControllerExpectations, keyed by the owner's key: creations are
+    a count (a generated name is unknown until the server answers), deletions the keys of
+    the pods, so a pod seen going twice (deletionTimestamp set, then gone) counts once.
+    `satisfied` is true once everything was seen, or `ttl` seconds after the writes (a
+    watch event lost for good must not stall the owner forever).
     """
 
     def __init__(self, ttl: float = EXPECTATIONS_TTL, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.clock = clock
-        self._pending: dict[str, tuple[int, int, float]] = {}
+        self._adds: dict[str, int] = {}
+        self._deletes: dict[str, set[str]] = {}
+        self._since: dict[str, float] = {}
 
-    def set(self, key: str, adds: int, deletes: int) -> None:
-        self._pending[key] = (adds, deletes, self.clock())
+    def expect(self, key: str, adds: int = 0, deletes: Iterable[str] = ()) -> None:
+        """Replace `key`'s expectations: `adds` pods to appear, the `deletes` pod keys to go."""
+        self._adds[key] = adds
+        self._deletes[key] = set(deletes)
+        self._since[key] = self.clock()
 
-    def lower(self, key: str, adds: int, deletes: int) -> None:
-        item = self._pending.get(key)
-        if item is not None:
-            self._pending[key] = (item[0] - adds, item[1] - deletes, item[2])
+    def creation_observed(self, key: str, count: int = 1) -> None:
+        if key in self._adds:
+            self._adds[key] -= count
 
-    def creation_observed(self, key: str) -> None:
-        self.lower(key, 1, 0)
-
-    def deletion_observed(self, key: str) -> None:
-        self.lower(key, 0, 1)
+    def deletion_observed(self, key: str, pod_key: str) -> None:
+        deletes = self._deletes.get(key)
+        if deletes is not None:
+            deletes.discard(pod_key)
 
     def satisfied(self, key: str) -> bool:
-        item = self._pending.get(key)
-        if item is None:
+        if key not in self._since:
             return True
-        adds, deletes, since = item
-        return (adds <= 0 and deletes <= 0) or self.clock() - since > self.ttl
+        done = self._adds.get(key, 0) <= 0 and not self._deletes.get(key)
+        return done or self.clock() - self._since[key] > self.ttl
 
     def time_left(self, key: str) -> float | None:
-        """Seconds until `key`'s expectations expire, if they are pending."""
-        item = self._pending.get(key)
-        if item is None or self.satisfied(key):
+        """Seconds until `key`'s unmet expectations expire; None when there are none."""
+        if self.satisfied(key):
             return None
-        return max(0.0, self.ttl - (self.clock() - item[2]))
+        return max(0.0, self.ttl - (self.clock() - self._since[key]))
 
-    def delete(self, key: str) -> None:
-        self._pending.pop(key, None)
+    def forget(self, key: str) -> None:
+        for table in (self._adds, self._deletes, self._since):
+            table.pop(key, None)
 
 
 class Backoff:
@@ -310,7 +246,7 @@ def add_daemon_tolerations(pod_spec: Obj) -> None:
 
 def fits_node_affinity(pod_spec: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
     """The pod's nodeSelector and required node affinity (GetRequiredNodeAffinity.Match)."""
-    labels = _meta(node).get("labels") or {}
+    labels = meta(node).get("labels") or {}
     selector = pod_spec.get("nodeSelector") or {}
     if isinstance(selector, Mapping) and any(labels.get(k) != v for k, v in selector.items()):
         return False
@@ -319,7 +255,7 @@ def fits_node_affinity(pod_spec: Mapping[str, Any], node: Mapping[str, Any]) -> 
     if required is None:
         return True
     terms = required.get("nodeSelectorTerms") if isinstance(required, Mapping) else None
-    fields = {"metadata.name": str(_meta(node).get("name") or "")}
+    fields = {"metadata.name": str(meta(node).get("name") or "")}
     return any(node_selector_term_matches(term, labels, fields) for term in terms or ())
 
 
@@ -330,7 +266,7 @@ def node_should_run_daemon_pod(node: Mapping[str, Any], ds: Mapping[str, Any]) -
     already there may stay (only an untolerated NoExecute taint evicts it).
     """
     pod_spec = copy.deepcopy(_spec(_spec(ds).get("template") or {}))
-    node_name = _meta(node).get("name")
+    node_name = meta(node).get("name")
     if pod_spec.get("nodeName") and pod_spec["nodeName"] != node_name:
         return False, False
     add_daemon_tolerations(pod_spec)
@@ -379,31 +315,6 @@ def target_node_name(pod: Mapping[str, Any]) -> str | None:
 # ---- revisions ------------------------------------------------------------------------------
 
 
-def _fnv32a(data: bytes) -> int:
-    h = 0x811C9DC5
-    for byte in data:
-        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
-def safe_encode(text: str) -> str:
-    """rand.SafeEncodeString: a string of harmless characters (no vowels, no 0/1/3)."""
-    return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in text)
-
-
-def compute_hash(template: Any, collision_count: int | None = None) -> str:
-    """The template's hash, as upstream's controller.ComputeHash shapes it.
-
-    FNV-32a of the template (here its canonical JSON; upstream hashes Go's dump of the
-    struct, so the values differ from a real cluster's) and of the collision count as
-    four little-endian bytes, written in the safe alphabet.
-    """
-    data = orjson.dumps(template, option=orjson.OPT_SORT_KEYS)
-    if collision_count is not None:
-        data += int(collision_count & 0xFFFFFFFF).to_bytes(4, "little")
-    return safe_encode(str(_fnv32a(data)))
-
-
 def revision_data(ds: Mapping[str, Any]) -> Obj:
     """What a ControllerRevision of `ds` stores: a patch that puts its template back."""
     template = copy.deepcopy(_spec(ds).get("template") or {})
@@ -421,7 +332,7 @@ def revision_name(ds_name: str, hash_: str) -> str:
 
 def template_generation(ds: Mapping[str, Any]) -> int | None:
     """`spec.templateGeneration`, which apps/v1 carries in an annotation."""
-    value = (_meta(ds).get("annotations") or {}).get(TEMPLATE_GENERATION_ANNOTATION)
+    value = (meta(ds).get("annotations") or {}).get(TEMPLATE_GENERATION_ANNOTATION)
     try:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
@@ -430,7 +341,7 @@ def template_generation(ds: Mapping[str, Any]) -> int | None:
 
 def is_pod_updated(pod: Mapping[str, Any], hash_: str, generation: int | None) -> bool:
     """Whether a pod is of the current template: by revision hash or template generation."""
-    labels = _meta(pod).get("labels") or {}
+    labels = meta(pod).get("labels") or {}
     if generation is not None and labels.get(TEMPLATE_GENERATION_LABEL) == str(generation):
         return True
     return bool(hash_) and labels.get(CONTROLLER_REVISION_HASH_LABEL) == hash_
@@ -504,23 +415,23 @@ def plan_node(
         plan.create = True
         return plan
     if not should_continue:
-        plan.delete = [_meta(p)["name"] for p in pods if not is_terminating(p)]
+        plan.delete = [_name(p) for p in pods if not is_deleting(p)]
         return plan
     running: list[Obj] = []
     for pod in pods:
-        if is_terminating(pod):
+        if is_deleting(pod):
             continue
         phase = _status(pod).get("phase")
         if phase == "Failed":
             plan.failed.append(pod)
         elif phase == "Succeeded":
             plan.succeeded.append(pod)
-            plan.delete.append(_meta(pod)["name"])
+            plan.delete.append(_name(pod))
         else:
             running.append(pod)
     running.sort(key=daemon_pod_order)
     if not allows_surge(ds):
-        plan.delete.extend(_meta(p)["name"] for p in running[1:])
+        plan.delete.extend(_name(p) for p in running[1:])
         # a node whose only pods failed gets a new one once they are gone
         return plan
     if len(running) <= 1:
@@ -531,38 +442,28 @@ def plan_node(
     oldest_new: Obj | None = None
     oldest_old: Obj | None = None
     for pod in running:
-        if (_meta(pod).get("labels") or {}).get(CONTROLLER_REVISION_HASH_LABEL) == hash_:
+        if (meta(pod).get("labels") or {}).get(CONTROLLER_REVISION_HASH_LABEL) == hash_:
             if oldest_new is None:
                 oldest_new = pod
                 continue
         elif oldest_old is None:
             oldest_old = pod
             continue
-        plan.delete.append(_meta(pod)["name"])
+        plan.delete.append(_name(pod))
     if oldest_new is not None and oldest_old is not None:
         min_ready = int(_spec(ds).get("minReadySeconds") or 0)
         if not is_pod_ready(oldest_old) or is_pod_available(oldest_new, min_ready, now):
-            plan.delete.append(_meta(oldest_old)["name"])
+            plan.delete.append(_name(oldest_old))
     return plan
 
 
 def unscheduled_pods_without_node(nodes: Iterable[Mapping[str, Any]], node_to_pods: Mapping[str, list[Obj]]) -> list[str]:
     """Pods waiting for a node that no longer exists: nobody else will ever delete them."""
-    names = {_meta(n).get("name") for n in nodes}
+    names = {meta(n).get("name") for n in nodes}
     return [
-        _meta(p)["name"]
+        _name(p)
         for node, pods in node_to_pods.items() if node not in names
         for p in pods if not _spec(p).get("nodeName")
-    ]
-
-
-def bound_pods_without_node(nodes: Iterable[Mapping[str, Any]], node_to_pods: Mapping[str, list[Obj]]) -> list[str]:
-    """Pods bound to a deleted node (upstream's pod GC deletes those; we have none)."""
-    names = {_meta(n).get("name") for n in nodes}
-    return [
-        _meta(p)["name"]
-        for node, pods in node_to_pods.items() if node not in names
-        for p in pods if _spec(p).get("nodeName") and not is_terminating(p)
     ]
 
 
@@ -572,7 +473,7 @@ def _updated_pods_on_node(
     """(new pod, old pod, ok) of a node; not ok when it holds two of either kind."""
     new = old = None
     for pod in pods:
-        if is_terminating(pod):
+        if is_deleting(pod):
             continue
         if is_pod_updated(pod, hash_, generation):
             if new is not None:
@@ -604,7 +505,7 @@ def rolling_update_plan(
     desired = 0
     should_run: dict[str, bool] = {}
     for node in nodes:
-        name = _meta(node)["name"]
+        name = _name(node)
         run, _ = node_should_run_daemon_pod(node, ds)
         should_run[name] = run
         if run:
@@ -632,9 +533,9 @@ def rolling_update_plan(
                     unavailable += 1
             elif old is not None:
                 if not available(old):
-                    replace.append(_meta(old)["name"])
+                    replace.append(_name(old))
                 elif unavailable < max_unavailable:
-                    candidates.append(_meta(old)["name"])
+                    candidates.append(_name(old))
         room = max(0, min(max_unavailable - unavailable, len(candidates)))
         return replace + candidates[:room], []
 
@@ -651,7 +552,7 @@ def rolling_update_plan(
             continue
         if new is None:
             if not should_run.get(name, False):
-                to_delete.append(_meta(old)["name"])
+                to_delete.append(_name(old))
             elif not available(old):
                 allowed.append(name)
             elif surging < max_surge:
@@ -659,7 +560,7 @@ def rolling_update_plan(
         elif not available(new):
             surging += 1
         else:
-            to_delete.append(_meta(old)["name"])
+            to_delete.append(_name(old))
     room = max(0, min(max_surge - surging, len(candidate_nodes)))
     return to_delete, allowed + candidate_nodes[:room]
 
@@ -677,7 +578,7 @@ def daemonset_status(
     min_ready = int(_spec(ds).get("minReadySeconds") or 0)
     for node in nodes:
         should_run, _ = node_should_run_daemon_pod(node, ds)
-        pods = node_to_pods.get(_meta(node)["name"]) or []
+        pods = node_to_pods.get(_name(node)) or []
         if not should_run:
             if pods:
                 misscheduled += 1
@@ -711,7 +612,7 @@ _REQUIRED_STATUS = ("currentNumberScheduled", "numberMisscheduled", "desiredNumb
 def daemon_pod(ds: Mapping[str, Any], node_name: str, hash_: str, generation: int | None) -> Obj:
     """The pod to create for `node_name` (CreatePodTemplate plus the node affinity)."""
     template = copy.deepcopy(_spec(ds).get("template") or {})
-    template_meta = _meta(template)
+    template_meta = meta(template)
     spec = _spec(template)
     add_daemon_tolerations(spec)
     spec["affinity"] = node_name_affinity(spec.get("affinity"), node_name)
@@ -720,8 +621,8 @@ def daemon_pod(ds: Mapping[str, Any], node_name: str, hash_: str, generation: in
         labels[TEMPLATE_GENERATION_LABEL] = str(generation)
     if hash_:
         labels[CONTROLLER_REVISION_HASH_LABEL] = hash_
-    ds_meta = _meta(ds)
-    meta: Obj = {
+    ds_meta = meta(ds)
+    pod_meta: Obj = {
         "generateName": f"{ds_meta.get('name')}-",
         "namespace": ds_meta.get("namespace"),
         "labels": labels,
@@ -729,8 +630,18 @@ def daemon_pod(ds: Mapping[str, Any], node_name: str, hash_: str, generation: in
     }
     for key in ("annotations", "finalizers"):
         if template_meta.get(key):
-            meta[key] = copy.deepcopy(template_meta[key])
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+            pod_meta[key] = copy.deepcopy(template_meta[key])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
+
+
+def group_by_node(pods: Iterable[Obj]) -> dict[str, list[Obj]]:
+    """Daemon pods by the node they are for (bound or not); pods for no node are left out."""
+    grouped: dict[str, list[Obj]] = {}
+    for pod in pods:
+        node = target_node_name(pod)
+        if node:
+            grouped.setdefault(node, []).append(pod)
+    return grouped
 
 
 def _is_empty_selector(selector: Any) -> bool:
@@ -753,11 +664,10 @@ class DaemonSetController(Controller):
         self.pods = self.informer("pods")
         self.nodes = self.informer("nodes")
         self.revisions = self.informer("controllerrevisions.apps")
-        index = owner_uid_index("apps/v1", "DaemonSet")
         for inf in (self.pods, self.revisions, self.daemonsets):
             inf.add_index(NAMESPACE_INDEX, namespace_index)
-        self.pods.add_index(OWNER_INDEX, index)
-        self.revisions.add_index(OWNER_INDEX, index)
+        self.pods.add_index(CONTROLLER_UID_INDEX, controller_uid_index)
+        self.revisions.add_index(CONTROLLER_UID_INDEX, controller_uid_index)
         self.enqueue_handlers(self.daemonsets)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.nodes.add_handler(self._node_added, self._node_updated, self._node_deleted)
@@ -771,16 +681,16 @@ class DaemonSetController(Controller):
         if ref is None or ref.get("kind") != "DaemonSet" or not namespace:
             return None
         ds = self.daemonsets.get(f"{namespace}/{ref.get('name')}")
-        if ds is None or _meta(ds).get("uid") != ref.get("uid"):
+        if ds is None or meta(ds).get("uid") != ref.get("uid"):
             return None
         return ds
 
     def _selecting(self, obj: Obj) -> list[Obj]:
         """DaemonSets in the object's namespace whose selector picks it (orphan adoption)."""
-        meta = _meta(obj)
-        labels = meta.get("labels") or {}
+        m = meta(obj)
+        labels = m.get("labels") or {}
         found = []
-        for ds in self.daemonsets.by_index(NAMESPACE_INDEX, meta.get("namespace") or ""):
+        for ds in self.daemonsets.by_index(NAMESPACE_INDEX, m.get("namespace") or ""):
             try:
                 selector = selector_from_spec(_spec(ds).get("selector"))
             except SelectorError:
@@ -790,15 +700,15 @@ class DaemonSetController(Controller):
         return found
 
     def _enqueue_controller(self, obj: Obj) -> None:
-        ds = self._resolve(_meta(obj).get("namespace"), controller_ref(obj))
+        ds = self._resolve(meta(obj).get("namespace"), controller_ref(obj))
         if ds is not None:
             self.enqueue(ds)
 
     def _pod_added(self, pod: Obj) -> None:
-        if is_terminating(pod):
+        if is_deleting(pod):
             self._pod_deleted(pod)
             return
-        ds = self._resolve(_meta(pod).get("namespace"), controller_ref(pod))
+        ds = self._resolve(meta(pod).get("namespace"), controller_ref(pod))
         if ds is not None:
             key = object_key(ds)
             self.expectations.creation_observed(key)
@@ -809,12 +719,14 @@ class DaemonSetController(Controller):
                 self.enqueue(ds)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if _meta(old).get("resourceVersion") == _meta(new).get("resourceVersion"):
+        if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
             return
-        if is_terminating(new):
+        if is_deleting(new):
+            # a graceful deletion began: the node may get its replacement now, not when
+            # the kubelet finally removes the pod
             self._pod_deleted(new)
             return
-        namespace = _meta(new).get("namespace")
+        namespace = meta(new).get("namespace")
         old_ref, new_ref = controller_ref(old), controller_ref(new)
         if old_ref != new_ref and old_ref is not None:
             gone = self._resolve(namespace, old_ref)
@@ -830,16 +742,16 @@ class DaemonSetController(Controller):
                 # look again when the pod becomes available (plus a second of clock skew)
                 self.queue.add_after(object_key(ds), min_ready + 1)
             return
-        if old_ref != new_ref or _meta(old).get("labels") != _meta(new).get("labels"):
+        if old_ref != new_ref or meta(old).get("labels") != meta(new).get("labels"):
             for ds in self._selecting(new):
                 self.enqueue(ds)
 
     def _pod_deleted(self, pod: Obj) -> None:
-        ds = self._resolve(_meta(pod).get("namespace"), controller_ref(pod))
+        ds = self._resolve(meta(pod).get("namespace"), controller_ref(pod))
         if ds is None:
             return
         key = object_key(ds)
-        self.expectations.deletion_observed(key)
+        self.expectations.deletion_observed(key, pod_key(pod))
         self.queue.add(key)
 
     def _node_added(self, node: Obj) -> None:
@@ -848,13 +760,14 @@ class DaemonSetController(Controller):
                 self.enqueue(ds)
 
     def _node_updated(self, old: Obj, new: Obj) -> None:
-        if _spec(old) == _spec(new) and _meta(old).get("labels") == _meta(new).get("labels"):
-            return  # a heartbeat: what decides eligibility did not change
+        if _spec(old) == _spec(new) and meta(old).get("labels") == meta(new).get("labels"):
+            return  # a heartbeat: nothing that decides eligibility changed
         for ds in self.daemonsets.list():
             if node_should_run_daemon_pod(old, ds) != node_should_run_daemon_pod(new, ds):
                 self.enqueue(ds)
 
     def _node_deleted(self, node: Obj) -> None:
+        # pods still waiting to be scheduled there will never be: ours to delete
         for ds in self.daemonsets.list():
             self.enqueue(ds)
 
@@ -863,13 +776,13 @@ class DaemonSetController(Controller):
     async def reconcile(self, key: str) -> float | None:
         ds = self.daemonsets.get(key)
         if ds is None:
-            self.expectations.delete(key)
+            self.expectations.forget(key)
             return None
         spec = _spec(ds)
         if _is_empty_selector(spec.get("selector")):
             await self.event(ds, "SelectingAll", "This daemon set is selecting all pods. A non-empty selector is required.", "Warning")
             return None
-        if is_terminating(ds):
+        if is_deleting(ds):
             # its revisions may already be gone: no status we could compute is trustworthy
             return None
         try:
@@ -879,33 +792,32 @@ class DaemonSetController(Controller):
             return None
         nodes = self.nodes.list()
         current, old = await self._construct_history(ds, selector)
-        hash_ = (_meta(current).get("labels") or {}).get(CONTROLLER_REVISION_HASH_LABEL, "")
+        hash_ = (meta(current).get("labels") or {}).get(CONTROLLER_REVISION_HASH_LABEL, "")
         generation = template_generation(ds)
         if generation is None:
             # upstream's API server keeps spec.templateGeneration; ours does not, and the
-            # current revision number moves exactly when the template does
+            # current revision's number moves exactly when the template does
             generation = int(current.get("revision") or 0) or None
 
         again: list[float] = []
-        error: BaseException | None = None
-        if not self.expectations.satisfied(key):
+        error: ClientError | None = None
+        observed = self.expectations.satisfied(key)
+        if not observed:
             left = self.expectations.time_left(key)
             if left is not None:
                 again.append(left)
-            observed = False
         else:
-            observed = True
             try:
-                node_to_pods = self._group_by_node(await self._claim_pods(ds, selector))
+                node_to_pods = group_by_node(await self._claim_pods(ds, selector))
                 wrote, delay = await self._manage(ds, nodes, node_to_pods, hash_, generation)
                 if delay is not None:
                     again.append(delay)
-                if not wrote and self.expectations.satisfied(key) and rolling_update_params(ds):
+                if not wrote and rolling_update_params(ds):
                     await self._rolling_update(ds, nodes, node_to_pods, hash_, generation)
                 await self._cleanup_history(ds, old, node_to_pods)
             except ClientError as e:
-                error = e
-        node_to_pods = self._group_by_node(self._owned_pods(ds))
+                error = e  # still write the status, as upstream does, then retry
+        node_to_pods = group_by_node(self._owned_pods(ds))
         delay = await self._update_status(ds, nodes, node_to_pods, hash_, generation, observed)
         if delay is not None:
             again.append(delay)
@@ -916,64 +828,22 @@ class DaemonSetController(Controller):
     # ---- pods -----------------------------------------------------------------------
 
     def _owned_pods(self, ds: Obj) -> list[Obj]:
-        return self.pods.by_index(OWNER_INDEX, str(_meta(ds).get("uid")))
+        return self.pods.by_index(CONTROLLER_UID_INDEX, str(meta(ds).get("uid")))
 
     async def _claim_pods(self, ds: Obj, selector: LabelSelector) -> list[Obj]:
-        """The DaemonSet's pods: those it controls and still selects, plus orphans it adopts.
-
-        Pods it controls but no longer selects are released (upstream ClaimPods).
-        """
-        uid = _meta(ds).get("uid")
-        claimed: list[Obj] = []
-        for pod in self.pods.by_index(NAMESPACE_INDEX, _meta(ds).get("namespace") or ""):
-            ref = controller_ref(pod)
-            labels = _meta(pod).get("labels") or {}
-            if ref is not None:
-                if ref.get("uid") != uid:
-                    continue
-                if selector.matches(labels):
-                    claimed.append(pod)
-                else:
-                    await self._patch_owner(ds, "pods", pod, adopt=False)
-                continue
-            if is_terminating(pod) or not selector.matches(labels):
-                continue
-            if await self._patch_owner(ds, "pods", pod, adopt=True):
-                claimed.append(pod)
-        return claimed
-
-    async def _patch_owner(self, ds: Obj, resource: str, obj: Obj, adopt: bool) -> bool:
-        """Adopt (add our controller reference) or release an object; False if it is gone."""
-        meta = _meta(obj)
-        if adopt:
-            await self._recheck_not_deleted(ds)
-            refs: list[Obj] = [new_controller_ref(ds, "apps/v1", "DaemonSet")]
-        else:
-            refs = [{"$patch": "delete", "uid": _meta(ds).get("uid")}]
-        patch = {"metadata": {"ownerReferences": refs, "uid": meta.get("uid")}}
-        try:
-            await self.client.patch(resource, meta["name"], patch, namespace=meta.get("namespace"), patch_type="strategic")
-        except ApiError as e:
-            if is_not_found(e):
-                return False
-            raise
-        return True
+        """Its pods, after adopting matching orphans and releasing those it stopped selecting."""
+        candidates = self.pods.by_index(NAMESPACE_INDEX, meta(ds).get("namespace") or "")
+        return await claim(
+            self.client, "pods", ds, new_controller_ref(ds, "apps/v1", "DaemonSet"), selector,
+            candidates, lambda: self._recheck_not_deleted(ds),
+        )
 
     async def _recheck_not_deleted(self, ds: Obj) -> None:
         """Before adopting, a live read: a DaemonSet being deleted must not adopt (upstream #42639)."""
-        meta = _meta(ds)
-        fresh = await self.client.get("daemonsets.apps", meta["name"], meta.get("namespace"))
-        if _meta(fresh).get("uid") != meta.get("uid") or is_terminating(fresh):
-            raise _Stale(f"daemonset {meta.get('namespace')}/{meta['name']} is gone or being deleted; not adopting")
-
-    @staticmethod
-    def _group_by_node(pods: list[Obj]) -> dict[str, list[Obj]]:
-        grouped: dict[str, list[Obj]] = {}
-        for pod in pods:
-            node = target_node_name(pod)
-            if node:
-                grouped.setdefault(node, []).append(pod)
-        return grouped
+        m = meta(ds)
+        fresh = await self.client.get("daemonsets.apps", m["name"], m.get("namespace"))
+        if meta(fresh).get("uid") != m.get("uid") or is_deleting(fresh):
+            raise _Stale(f"daemonset {m.get('namespace')}/{m['name']} is gone or being deleted; not adopting")
 
     async def _manage(
         self, ds: Obj, nodes: list[Obj], node_to_pods: dict[str, list[Obj]], hash_: str, generation: int | None
@@ -985,33 +855,29 @@ class DaemonSetController(Controller):
         delays: list[float] = []
         observed_generation = _status(ds).get("observedGeneration") or 0
         for node in nodes:
-            name = _meta(node)["name"]
+            name = _name(node)
             plan = plan_node(node, node_to_pods.get(name) or [], ds, hash_, now)
             if plan.create:
                 needing.append(name)
             to_delete.extend(plan.delete)
             for pod in plan.failed:
                 # The kubelet may reject a pod over and over: back off per node, not hot-loop.
-                backoff_key = f"{_meta(ds).get('uid')}/{observed_generation}/{name}"
+                backoff_key = f"{meta(ds).get('uid')}/{observed_generation}/{name}"
                 if self.failed_pods_backoff.in_backoff(backoff_key):
                     delays.append(self.failed_pods_backoff.get(backoff_key))
                     continue
                 self.failed_pods_backoff.next(backoff_key)
-                pod_meta = _meta(pod)
                 await self.event(
                     ds, "FailedDaemonPod",
-                    f"Found failed daemon pod {pod_meta.get('namespace')}/{pod_meta['name']} on node {name}, will try to kill it",
-                    "Warning",
+                    f"Found failed daemon pod {pod_key(pod)} on node {name}, will try to kill it", "Warning",
                 )
-                to_delete.append(pod_meta["name"])
+                to_delete.append(_name(pod))
             for pod in plan.succeeded:
-                pod_meta = _meta(pod)
                 await self.event(
                     ds, "SucceededDaemonPod",
-                    f"Found succeeded daemon pod {pod_meta.get('namespace')}/{pod_meta['name']} on node {name}, will try to delete it",
+                    f"Found succeeded daemon pod {pod_key(pod)} on node {name}, will try to delete it",
                 )
         to_delete.extend(unscheduled_pods_without_node(nodes, node_to_pods))
-        to_delete.extend(bound_pods_without_node(nodes, node_to_pods))
         self.failed_pods_backoff.gc()
         if needing or to_delete:
             await self._sync_nodes(ds, to_delete, needing, hash_, generation)
@@ -1038,9 +904,10 @@ class DaemonSetController(Controller):
         one failed request rather than a storm of them and their events.
         """
         key = object_key(ds)
+        namespace = meta(ds).get("namespace")
         creates = needing[:BURST_REPLICAS]
         deletes = list(dict.fromkeys(to_delete))[:BURST_REPLICAS]
-        self.expectations.set(key, len(creates), len(deletes))
+        self.expectations.expect(key, len(creates), [f"{namespace}/{name}" for name in deletes])
         errors: list[BaseException] = []
         pos, batch = 0, min(len(creates), 1)
         while pos < len(creates):
@@ -1050,18 +917,16 @@ class DaemonSetController(Controller):
                 *(self._create_pod(ds, node, hash_, generation) for node in chunk), return_exceptions=True
             )
             failed = [r for r in results if isinstance(r, BaseException)]
-            for failure in failed:
-                self.expectations.creation_observed(key)
-                if not _namespace_terminating(failure):
-                    errors.append(failure)
+            self.expectations.creation_observed(key, len(failed))
+            errors.extend(f for f in failed if not _namespace_terminating(f))
             if failed:
-                self.expectations.lower(key, len(creates) - pos, 0)
+                self.expectations.creation_observed(key, len(creates) - pos)  # never tried
                 break
             batch = min(2 * batch, len(creates) - pos)
         results = await asyncio.gather(*(self._delete_pod(ds, name) for name in deletes), return_exceptions=True)
-        for result in results:
+        for name, result in zip(deletes, results, strict=True):
             if isinstance(result, BaseException):
-                self.expectations.deletion_observed(key)
+                self.expectations.deletion_observed(key, f"{namespace}/{name}")
                 if not (isinstance(result, ApiError) and is_not_found(result)):
                     errors.append(result)
         if errors:
@@ -1070,16 +935,16 @@ class DaemonSetController(Controller):
     async def _create_pod(self, ds: Obj, node_name: str, hash_: str, generation: int | None) -> None:
         pod = daemon_pod(ds, node_name, hash_, generation)
         try:
-            created = await self.client.create("pods", pod, _meta(ds).get("namespace"))
+            created = await self.client.create("pods", pod, meta(ds).get("namespace"))
         except ApiError as e:
             if not _namespace_terminating(e):
                 await self.event(ds, "FailedCreate", f"Error creating: {e}", "Warning")
             raise
-        await self.event(ds, "SuccessfulCreate", f"Created pod: {_meta(created).get('name')}")
+        await self.event(ds, "SuccessfulCreate", f"Created pod: {_name(created)}")
 
     async def _delete_pod(self, ds: Obj, name: str) -> None:
         try:
-            await self.client.delete("pods", name, _meta(ds).get("namespace"))
+            await self.client.delete("pods", name, meta(ds).get("namespace"))
         except ApiError as e:
             if not is_not_found(e):
                 await self.event(ds, "FailedDelete", f"Error deleting: {e}", "Warning")
@@ -1088,26 +953,6 @@ class DaemonSetController(Controller):
 
     # ---- revisions ------------------------------------------------------------------
 
-    async def _claim_revisions(self, ds: Obj, selector: LabelSelector) -> list[Obj]:
-        uid = _meta(ds).get("uid")
-        claimed: list[Obj] = []
-        for rev in self.revisions.by_index(NAMESPACE_INDEX, _meta(ds).get("namespace") or ""):
-            ref = controller_ref(rev)
-            labels = _meta(rev).get("labels") or {}
-            if ref is not None:
-                if ref.get("uid") != uid:
-                    continue
-                if selector.matches(labels):
-                    claimed.append(rev)
-                else:
-                    await self._patch_owner(ds, "controllerrevisions.apps", rev, adopt=False)
-                continue
-            if is_terminating(rev) or not selector.matches(labels):
-                continue
-            if await self._patch_owner(ds, "controllerrevisions.apps", rev, adopt=True):
-                claimed.append(rev)
-        return claimed
-
     async def _construct_history(self, ds: Obj, selector: LabelSelector) -> tuple[Obj, list[Obj]]:
         """The revision of the current template (created if new) and the older ones.
 
@@ -1115,13 +960,17 @@ class DaemonSetController(Controller):
         one, duplicates of the current template are folded into the newest, and a template
         that comes back (a rollback) gets its old revision renumbered as the newest.
         """
+        candidates = self.revisions.by_index(NAMESPACE_INDEX, meta(ds).get("namespace") or "")
+        revisions = await claim(
+            self.client, "controllerrevisions.apps", ds, new_controller_ref(ds, "apps/v1", "DaemonSet"),
+            selector, candidates, lambda: self._recheck_not_deleted(ds),
+        )
         current: list[Obj] = []
         old: list[Obj] = []
-        for rev in await self._claim_revisions(ds, selector):
-            labels = _meta(rev).get("labels") or {}
-            if CONTROLLER_REVISION_HASH_LABEL not in labels:
+        for rev in revisions:
+            if CONTROLLER_REVISION_HASH_LABEL not in (meta(rev).get("labels") or {}):
                 rev = copy.deepcopy(rev)
-                rev["metadata"].setdefault("labels", {})[CONTROLLER_REVISION_HASH_LABEL] = rev["metadata"]["name"]
+                rev["metadata"].setdefault("labels", {})[CONTROLLER_REVISION_HASH_LABEL] = _name(rev)
                 rev = await self.client.update("controllerrevisions.apps", rev)
             (current if revision_matches(ds, rev) else old).append(rev)
         next_revision = max((int(r.get("revision") or 0) for r in old), default=0) + 1
@@ -1135,36 +984,37 @@ class DaemonSetController(Controller):
         return cur, old
 
     async def _snapshot(self, ds: Obj, revision: int) -> Obj:
-        meta = _meta(ds)
+        m = meta(ds)
         collision_count = _status(ds).get("collisionCount")
-        hash_ = compute_hash(_spec(ds).get("template") or {}, collision_count)
-        name = revision_name(meta["name"], hash_)
-        labels = dict(_meta(_spec(ds).get("template") or {}).get("labels") or {})
+        template = _spec(ds).get("template") or {}
+        hash_ = compute_hash(template, collision_count)
+        name = revision_name(m["name"], hash_)
+        labels = dict(meta(template).get("labels") or {})
         labels[CONTROLLER_REVISION_HASH_LABEL] = hash_
         body: Obj = {
             "apiVersion": "apps/v1",
             "kind": "ControllerRevision",
             "metadata": {
                 "name": name,
-                "namespace": meta.get("namespace"),
+                "namespace": m.get("namespace"),
                 "labels": labels,
                 "ownerReferences": [new_controller_ref(ds, "apps/v1", "DaemonSet")],
             },
             "data": revision_data(ds),
             "revision": revision,
         }
-        if meta.get("annotations"):
-            body["metadata"]["annotations"] = dict(meta["annotations"])
+        if m.get("annotations"):
+            body["metadata"]["annotations"] = dict(m["annotations"])
         try:
-            return await self.client.create("controllerrevisions.apps", body, meta.get("namespace"))
+            return await self.client.create("controllerrevisions.apps", body, m.get("namespace"))
         except ApiError as e:
             if not is_already_exists(e):
                 raise
-        existing = await self.client.get("controllerrevisions.apps", name, meta.get("namespace"))
+        existing = await self.client.get("controllerrevisions.apps", name, m.get("namespace"))
         if revision_matches(ds, existing):
             return existing
         # A different template hashed to the same name: bump collisionCount and retry.
-        fresh = await self.client.get("daemonsets.apps", meta["name"], meta.get("namespace"))
+        fresh = await self.client.get("daemonsets.apps", m["name"], m.get("namespace"))
         if _status(fresh).get("collisionCount") != collision_count:
             raise _Stale(f"daemonset {object_key(ds)}: stale collisionCount; retrying")
         fresh.setdefault("status", {})["collisionCount"] = int(collision_count or 0) + 1
@@ -1175,24 +1025,22 @@ class DaemonSetController(Controller):
         keep = max(current, key=lambda r: int(r.get("revision") or 0))
         if len(current) == 1:
             return keep
-        keep_hash = (_meta(keep).get("labels") or {}).get(CONTROLLER_REVISION_HASH_LABEL)
+        keep_hash = (meta(keep).get("labels") or {}).get(CONTROLLER_REVISION_HASH_LABEL)
         for rev in current:
             if rev is keep:
                 continue
             for pod in self._owned_pods(ds):
-                if (_meta(pod).get("labels") or {}).get(CONTROLLER_REVISION_HASH_LABEL) != keep_hash:
-                    pod_meta = _meta(pod)
+                if (meta(pod).get("labels") or {}).get(CONTROLLER_REVISION_HASH_LABEL) != keep_hash:
                     await self.client.patch(
-                        "pods", pod_meta["name"], {"metadata": {"labels": {CONTROLLER_REVISION_HASH_LABEL: keep_hash}}},
-                        namespace=pod_meta.get("namespace"),
+                        "pods", _name(pod), {"metadata": {"labels": {CONTROLLER_REVISION_HASH_LABEL: keep_hash}}},
+                        namespace=meta(pod).get("namespace"),
                     )
             await self._delete_revision(rev)
         return keep
 
     async def _delete_revision(self, rev: Obj) -> None:
-        meta = _meta(rev)
         try:
-            await self.client.delete("controllerrevisions.apps", meta["name"], meta.get("namespace"))
+            await self.client.delete("controllerrevisions.apps", _name(rev), meta(rev).get("namespace"))
         except ApiError as e:
             if not is_not_found(e):
                 raise
@@ -1204,13 +1052,13 @@ class DaemonSetController(Controller):
         if to_kill <= 0:
             return
         live = {
-            (_meta(p).get("labels") or {}).get(CONTROLLER_REVISION_HASH_LABEL)
+            (meta(p).get("labels") or {}).get(CONTROLLER_REVISION_HASH_LABEL)
             for pods in node_to_pods.values() for p in pods
         }
         for rev in sorted(old, key=lambda r: int(r.get("revision") or 0)):
             if to_kill <= 0:
                 break
-            if (_meta(rev).get("labels") or {}).get(CONTROLLER_REVISION_HASH_LABEL) in live:
+            if (meta(rev).get("labels") or {}).get(CONTROLLER_REVISION_HASH_LABEL) in live:
                 continue
             await self._delete_revision(rev)
             to_kill -= 1
@@ -1229,7 +1077,7 @@ class DaemonSetController(Controller):
         """Write the counters (status last, and only when they changed); when to look again."""
         counts = daemonset_status(ds, nodes, node_to_pods, hash_, generation, datetime.now(UTC))
         status = _status(ds)
-        meta_generation = int(_meta(ds).get("generation") or 0)
+        meta_generation = int(meta(ds).get("generation") or 0)
         unchanged = all(int(status.get(k) or 0) == v for k, v in counts.items())
         if not (unchanged and int(status.get("observedGeneration") or 0) >= meta_generation):
             new = copy.deepcopy(ds)
@@ -1240,6 +1088,7 @@ class DaemonSetController(Controller):
                 else:
                     new_status.pop(k, None)
             if observed:
+                # not raised while the cache lags our writes: this generation is not handled yet
                 new_status["observedGeneration"] = meta_generation
             await self.client.update_status("daemonsets.apps", new)
         min_ready = int(_spec(ds).get("minReadySeconds") or 0)

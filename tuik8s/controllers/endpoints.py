@@ -223,12 +223,12 @@ def repack_subsets(entries: Iterable[tuple[Obj, bool, Obj | None]]) -> list[Obj]
     subsets: list[Obj] = []
     for members_key, pkeys in groups.items():
         subset: Obj = {}
-        ready = [addresses[a] for a, r in members_key if r]
-        not_ready = [addresses[a] for a, r in members_key if not r]
-        if ready:
-            subset["addresses"] = ready
-        if not_ready:
-            subset["notReadyAddresses"] = not_ready
+        ready_addresses = [addresses[a] for a, r in members_key if r]
+        not_ready_addresses = [addresses[a] for a, r in members_key if not r]
+        if ready_addresses:
+            subset["addresses"] = ready_addresses
+        if not_ready_addresses:
+            subset["notReadyAddresses"] = not_ready_addresses
         real_ports = [ports[p] for p in sorted(pkeys) if ports[p] is not None]
         if real_ports:
             subset["ports"] = real_ports

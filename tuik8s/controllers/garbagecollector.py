@@ -260,7 +260,7 @@ class GarbageCollector(Controller):
         self.graph = OwnerGraph()
         self._absent: OrderedDict[str, None] = OrderedDict()
         for info in monitored_resources():
-            inf = self.informer(info)
+            inf = self.ctx.informers.informer(info)
             inf.add_handler(partial(self._on_add, info), partial(self._on_update, info), partial(self._on_delete, info))
 
     # ---- building the graph (informer handlers: quick, enqueue only) --------------

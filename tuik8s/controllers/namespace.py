@@ -155,10 +155,10 @@ class NamespaceController(Controller):
         self._no_deletecollection: set[str] = set()
         self._finalize_missing_warned = False
         for info in content_resources():
-            self.informer(info).add_handler(on_delete=self._content_deleted)
+            self.ctx.informers.informer(info).add_handler(on_delete=self._content_deleted)
 
     def _content_deleted(self, obj: Obj) -> None:
-        namespace = (obj.get("metadata") or {}).get("namespace")
+        namespace = str((obj.get("metadata") or {}).get("namespace") or "")
         ns = self.namespaces.get(namespace) if namespace else None
         if ns is not None and (ns.get("metadata") or {}).get("deletionTimestamp"):
             self.queue.add(namespace)

@@ -624,6 +624,7 @@ class NodeLifecycleController(Controller):
     async def _mark_reachable(self, node: Obj) -> None:
         name = node["metadata"]["name"]
         self._zone(node).pending.pop(name, None)
+        node = self.nodes.get(name) or node  # the pass's copy may predate a taint just added
         if has_taint(node, TAINT_UNREACHABLE, "NoExecute") or has_taint(node, TAINT_NOT_READY, "NoExecute"):
             await self._swap_taints(name, remove=[(TAINT_UNREACHABLE, "NoExecute"), (TAINT_NOT_READY, "NoExecute")])
 
@@ -669,6 +670,10 @@ class NodeLifecycleController(Controller):
                 all_were_full = False
                 break
         if all_are_full and all_were_full:
+            # level-triggered: a taint that raced the switch to disruption mode goes too
+            for node in nodes:
+                if _noexecute(self.nodes.get(node["metadata"]["name"])):
+                    await self._mark_reachable(node)
             return
         if all_are_full:
             log.warning("nodelifecycle: no node is Ready; entering master disruption mode: nothing is evicted")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from tuik8s.scheduler.framework import (
     Code,
@@ -31,6 +32,7 @@ MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
 BASE_PERCENTAGE_OF_NODES_TO_SCORE = 50
 ERR_NO_NODES_AVAILABLE = "no nodes available to schedule pods"
+MIN_FILTER_BATCH = 16
 
 
 class NoNodesAvailable(Exception):
@@ -71,7 +73,8 @@ class Algorithm:
 
     def schedule(self, pod: PodInfo, snapshot: Snapshot, state: CycleState | None = None) -> ScheduleResult:
         """The node for `pod`; raises FitError, NoNodesAvailable or SchedulingError."""
-        state = state or CycleState()
+        state = state or CycleState(snapshot)
+        state.snapshot = snapshot
         if not snapshot.nodes:
             raise NoNodesAvailable()
         feasible, diagnosis, evaluated = self.find_nodes_that_fit(state, pod, snapshot)
@@ -112,6 +115,36 @@ class Algorithm:
         rejected_by = diagnosis.unschedulable_plugins
         processed = 0
         append = feasible.append
+        if len(filters) == 1:
+            # the usual case once PreFilters skipped what cannot fail (NodeResourcesFit
+            # alone): check nodes a batch at a time, a batch being what is still missing
+            name, fn = filters[0]
+            many = getattr(self.framework.plugins[name], "filter_many", None) or _one_by_one(fn)
+            i = 0
+            while i < n and len(feasible) < to_find:
+                batch = order[i : i + max(to_find - len(feasible), MIN_FILTER_BATCH)]
+                i += len(batch)
+                results = many(state, pod, batch)
+                if not any(results):
+                    take = min(len(batch), to_find - len(feasible))
+                    feasible.extend(batch[:take])
+                    processed += take
+                    continue
+                for ni, st in zip(batch, results, strict=True):
+                    processed += 1
+                    if st is None:
+                        append(ni)
+                        if len(feasible) >= to_find:
+                            break
+                        continue
+                    if st.code == Code.Error:
+                        raise SchedulingError(f"running Filter plugin {name} on node {ni.name}: {st.message}")
+                    if not st.plugin:
+                        st.plugin = name
+                    statuses[ni.name] = st
+                    rejected_by.add(name)
+            self.next_start_node_index = (start + processed) % n
+            return feasible, diagnosis, processed
         for ni in order:
             processed += 1
             for name, fn in filters:
@@ -136,3 +169,10 @@ class Algorithm:
         ties = [i for i, t in enumerate(totals) if t == best]
         pick = ties[0] if len(ties) == 1 else ties[self.rng.randrange(len(ties))]
         return nodes[pick].name
+
+
+def _one_by_one(fn: Any) -> Any:
+    def many(state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[Any]:
+        return [fn(state, pod, ni) for ni in nodes]
+
+    return many

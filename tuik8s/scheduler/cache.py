@@ -54,6 +54,11 @@ class Cache:
         self._nodes: dict[str, NodeInfo] = {}  # also placeholders for pods on unknown nodes
         self._pods: dict[str, _PodState] = {}
         self._snapshot: Snapshot | None = None
+        # nodes that some filter or score may treat differently; kept current on every node
+        # change and shared with the snapshot (a cycle never awaits, so it sees one state)
+        self._unschedulable: set[str] = set()
+        self._tainted: set[str] = set()
+        self._prefer_tainted: set[str] = set()
 
     # ---- nodes -------------------------------------------------------------------------
 
@@ -64,9 +69,21 @@ class Cache:
             ni = self._nodes[name] = NodeInfo(name)
         zone_before = ni.zone if ni.node is not None else None
         ni.set_node(node)
+        self._flag(ni)
         if zone_before != ni.zone:
             self._snapshot = None
         return ni
+
+    def _flag(self, ni: NodeInfo) -> None:
+        for flagged, on in (
+            (self._unschedulable, ni.node is not None and ni.unschedulable),
+            (self._tainted, ni.node is not None and bool(ni.filter_taints)),
+            (self._prefer_tainted, ni.node is not None and bool(ni.prefer_taints)),
+        ):
+            if on:
+                flagged.add(ni.name)
+            else:
+                flagged.discard(ni.name)
 
     def update_node(self, node: Obj) -> NodeInfo:
         return self.add_node(node)
@@ -82,6 +99,8 @@ class Cache:
             ni.generation += 1
         else:
             del self._nodes[name]
+        for flagged in (self._unschedulable, self._tainted, self._prefer_tainted):
+            flagged.discard(name)
         self._snapshot = None
 
     def node_info(self, name: str) -> NodeInfo | None:
@@ -103,7 +122,10 @@ class Cache:
             lists = list(zones.values())
             for i in range(max((len(z) for z in lists), default=0)):
                 ordered.extend(z[i] for z in lists if i < len(z))
-            self._snapshot = Snapshot(ordered)
+            self._snapshot = Snapshot(
+                ordered, unschedulable=self._unschedulable, tainted=self._tainted,
+                prefer_tainted=self._prefer_tainted,
+            )
         return self._snapshot
 
     # ---- pods the watch shows assigned ---------------------------------------------------

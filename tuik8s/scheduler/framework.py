@@ -116,12 +116,13 @@ SKIP = Status(Code.Skip)
 class CycleState:
     """Per-cycle scratch space: what a plugin's PreFilter/PreScore computed for its Filter/Score."""
 
-    __slots__ = ("_data", "skip_filter", "skip_score")
+    __slots__ = ("_data", "skip_filter", "skip_score", "snapshot")
 
-    def __init__(self) -> None:
+    def __init__(self, snapshot: Snapshot | None = None) -> None:
         self._data: dict[str, Any] = {}
         self.skip_filter: set[str] = set()
         self.skip_score: set[str] = set()
+        self.snapshot = snapshot  # the cycle's view of the cluster (upstream: the handle's lister)
 
     def write(self, key: str, value: Any) -> None:
         self._data[key] = value
@@ -161,7 +162,7 @@ def _amount(value: str) -> int:
     return to_bytes(value)
 
 
-def _quantity(name: str, value: Any) -> int:
+def quantity(name: str, value: Any) -> int:
     """A resource quantity as an integer: millicores for cpu, the plain amount otherwise."""
     text = value if isinstance(value, str) else str(value)
     try:
@@ -173,7 +174,7 @@ def _quantity(name: str, value: Any) -> int:
 def _container_requests(container: Mapping[str, Any]) -> dict[str, int]:
     resources = container.get("resources") or {}
     requests = resources.get("requests") or {}
-    return {name: _quantity(name, value) for name, value in requests.items()}
+    return {name: quantity(name, value) for name, value in requests.items()}
 
 
 def _add(into: dict[str, int], other: Mapping[str, int]) -> None:
@@ -224,7 +225,7 @@ def pod_requests(pod: Mapping[str, Any], *, non_missing: bool = False) -> dict[s
             _max(init_peak, alone)
     _max(total, init_peak)
     overhead = spec.get("overhead") or {}
-    _add(total, {name: _quantity(name, value) for name, value in overhead.items()})
+    _add(total, {name: quantity(name, value) for name, value in overhead.items()})
     return total
 
 
@@ -296,7 +297,7 @@ class PodInfo:
 def _allocatable(node: Obj) -> dict[str, int]:
     status = node.get("status") or {}
     alloc = status.get("allocatable") or status.get("capacity") or {}
-    return {name: _quantity(name, value) for name, value in alloc.items()}
+    return {name: quantity(name, value) for name, value in alloc.items()}
 
 
 class NodeInfo:
@@ -410,14 +411,28 @@ class NodeInfo:
 
 @dataclass
 class Snapshot:
-    """The nodes a cycle considers, in a stable order (the order the cache learned of them)."""
+    """The nodes a cycle considers, in a stable order (the order the cache learned of them).
+
+    `unschedulable`, `tainted` and `prefer_tainted` name the nodes that are cordoned, that
+    have NoSchedule/NoExecute taints, and that have PreferNoSchedule taints: a plugin whose
+    check cannot fail on any node of the snapshot skips itself for the whole cycle.
+    """
 
     nodes: list[NodeInfo]
     by_name: dict[str, NodeInfo] = field(default_factory=dict)
+    unschedulable: set[str] | None = None
+    tainted: set[str] | None = None
+    prefer_tainted: set[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.by_name:
             self.by_name = {ni.name: ni for ni in self.nodes}
+        if self.unschedulable is None:
+            self.unschedulable = {ni.name for ni in self.nodes if ni.unschedulable}
+        if self.tainted is None:
+            self.tainted = {ni.name for ni in self.nodes if ni.filter_taints}
+        if self.prefer_tainted is None:
+            self.prefer_tainted = {ni.name for ni in self.nodes if ni.prefer_taints}
 
     def __len__(self) -> int:
         return len(self.nodes)

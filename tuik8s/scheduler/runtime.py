@@ -65,6 +65,14 @@ class Framework:
         self.pre_score_plugins: list[PreScorePlugin] = [
             p for p, _ in self.score_plugins if isinstance(p, PreScorePlugin)
         ]
+        # (isinstance on a runtime-checkable Protocol is slow: decide once, not per cycle)
+        self._scorers: dict[str, tuple[Any, Any]] = {
+            p.name: (
+                getattr(p, "score_many", None) or _one_by_one(p),
+                p.normalize_scores if isinstance(p, NormalizeScorePlugin) else None,
+            )
+            for p, _ in self.score_plugins
+        }
 
     # ---- events -----------------------------------------------------------------------
 
@@ -105,27 +113,50 @@ class Framework:
 
     def run_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         """Each node's total: the weighted sum of every plugin's normalized score."""
-        totals = [0] * len(nodes)
-        for p, weight in self.score_plugins:
-            if p.name in state.skip_score:
-                continue
-            scores = self.plugin_scores(p, state, pod, nodes)
-            totals = [t + s * weight for t, s in zip(totals, scores, strict=True)]
-        return totals
+        parts = [
+            (self.plugin_scores(p, state, pod, nodes), weight)
+            for p, weight in self.score_plugins
+            if p.name not in state.skip_score
+        ]
+        return weighted_sum(parts, len(nodes))
 
     def plugin_scores(self, p: ScorePlugin, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         """One plugin's scores for the nodes, normalized and checked to lie in 0..100."""
-        many = getattr(p, "score_many", None)
-        if many is not None:
-            scores = many(state, pod, nodes)
-        else:
-            score = p.score
-            scores = [score(state, pod, ni) for ni in nodes]
-        if isinstance(p, NormalizeScorePlugin):
-            p.normalize_scores(state, pod, nodes, scores)
+        many, normalize = self._scorers[p.name]
+        scores = many(state, pod, nodes)
+        if normalize is not None:
+            normalize(state, pod, nodes, scores)
         if scores and (min(scores) < 0 or max(scores) > MAX_NODE_SCORE):
             raise ValueError(f"plugin {p.name} returned a score outside 0..{MAX_NODE_SCORE}")
         return scores
+
+
+def weighted_sum(parts: list[tuple[list[int], int]], n: int) -> list[int]:
+    """Σ score × weight per node, in one pass for the usual two to four plugins."""
+    if not parts:
+        return [0] * n
+    if len(parts) == 1:
+        (a, wa), = parts
+        return [x * wa for x in a]
+    if len(parts) == 2:
+        (a, wa), (b, wb) = parts
+        return [x * wa + y * wb for x, y in zip(a, b, strict=True)]
+    if len(parts) == 3:
+        (a, wa), (b, wb), (c, wc) = parts
+        return [x * wa + y * wb + z * wc for x, y, z in zip(a, b, c, strict=True)]
+    totals = [0] * n
+    for scores, weight in parts:
+        totals = [t + s * weight for t, s in zip(totals, scores, strict=True)]
+    return totals
+
+
+def _one_by_one(p: ScorePlugin) -> Any:
+    score = p.score
+
+    def many(state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
+        return [score(state, pod, ni) for ni in nodes]
+
+    return many
 
 
 def run_filters(filters: list[tuple[str, FilterFn]], state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:

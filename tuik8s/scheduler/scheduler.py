@@ -39,7 +39,7 @@ from tuik8s.controllers.runner import ControllerContext, Timings
 from tuik8s.scheduler.algorithm import Algorithm, NoNodesAvailable, SchedulingError
 from tuik8s.scheduler.cache import Cache
 from tuik8s.scheduler.events import EventSink
-from tuik8s.scheduler.framework import ClusterEvent, FitError, PodInfo, truncate_message
+from tuik8s.scheduler.framework import ClusterEvent, FitError, PodInfo, quantity, truncate_message
 from tuik8s.scheduler.queue import QueuedPodInfo, QueueTimings, SchedulingQueue
 from tuik8s.scheduler.runtime import Framework, Profile
 
@@ -88,18 +88,35 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _allocatable(node: Obj) -> dict[str, int]:
+    status = node.get("status") or {}
+    alloc = status.get("allocatable") or status.get("capacity") or {}
+    return {name: quantity(name, value) for name, value in alloc.items()}
+
+
+def _taint_keys(node: Obj) -> set[tuple[Any, Any, Any]]:
+    return {(t.get("key"), t.get("value"), t.get("effect")) for t in _spec(node).get("taints") or ()}
+
+
 def node_events(old: Obj, new: Obj) -> list[ClusterEvent]:
-    """The scheduling-relevant changes between two versions of a Node (heartbeats are not)."""
+    """The changes between two versions of a Node that may let a rejected pod fit.
+
+    Only changes for the better count: uncordoned, some allocatable resource grew, some
+    taint removed, labels changed (either way: affinity can ask for a label's absence),
+    a condition changed. Heartbeats and status churn are not events.
+    """
     events = []
     os_, ns_ = _spec(old), _spec(new)
-    if bool(os_.get("unschedulable")) != bool(ns_.get("unschedulable")) and not ns_.get("unschedulable"):
+    if os_.get("unschedulable") and not ns_.get("unschedulable"):
         events.append(ClusterEvent.NodeSpecUnschedulableChange)
     ost, nst = old.get("status") or {}, new.get("status") or {}
-    if ost.get("allocatable") != nst.get("allocatable"):
-        events.append(ClusterEvent.NodeAllocatableChange)
+    if ost.get("allocatable") != nst.get("allocatable") or ost.get("capacity") != nst.get("capacity"):
+        before, after = _allocatable(old), _allocatable(new)
+        if any(value > before.get(name, 0) for name, value in after.items()):
+            events.append(ClusterEvent.NodeAllocatableChange)
     if _meta(old).get("labels") != _meta(new).get("labels"):
         events.append(ClusterEvent.NodeLabelChange)
-    if (os_.get("taints") or []) != (ns_.get("taints") or []):
+    if _taint_keys(old) - _taint_keys(new):
         events.append(ClusterEvent.NodeTaintChange)
 
     def conditions(status: Obj) -> list[tuple[Any, Any]]:
@@ -313,6 +330,7 @@ class Scheduler:
         if is_assigned(new):
             if not is_assigned(old):
                 self.queue.delete(key)
+                self._reported.pop(_uid(new), None)
             if self.cache.update_pod(new):
                 self.queue.move_all_on(ClusterEvent.AssignedPodDelete)
             return

@@ -45,6 +45,8 @@ class Event(NamedTuple):
     type: str
     obj: Stored
     prev: Stored | None
+    # wall-clock time of the commit, for measuring watch delivery
+    committed_at: float = 0.0
 
 
 class Delete:

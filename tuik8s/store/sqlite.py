@@ -21,6 +21,7 @@ import bisect
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -347,7 +348,9 @@ class SqliteStore:
                 _fail(p.future, StorageError(f"storage error: {e}"))
             return
         self._revision = rv
+        committed_at = time.time()
         for p, event in accepted:
+            event = event._replace(committed_at=committed_at)
             self._publish(event)
             _resolve(p.future, event)
         if self._log_rvs and self._log_rvs[0] <= self._revision - 2 * self.window:

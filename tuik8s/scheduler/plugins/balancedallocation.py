@@ -49,23 +49,24 @@ class BalancedAllocation:
 
     def score_many(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         """`score` for many nodes at once (the per-pod hot loop, without a call per node)."""
-        out = []
-        append = out.append
         pc, pm = pod.cpu, pod.memory
-        for ni in nodes:
-            ac, am = ni.alloc_cpu, ni.alloc_memory
-            if ac and am:
-                fc = (ni.requested_cpu + pc) / ac
-                fm = (ni.requested_memory + pm) / am
-                if fc > 1.0:
-                    fc = 1.0
-                if fm > 1.0:
-                    fm = 1.0
-                append(int((1 - abs(fc - fm) / 2) * 100))
-            else:
-                append(balanced_score(ni.requested_cpu + pc, ac, ni.requested_memory + pm, am))
-        return out
-
+        # one expression per node, no call: fractions capped at 1, (1 - |fc - fm| / 2) * 100
+        return [
+            int(
+                (
+                    1
+                    - abs(
+                        (fc if (fc := (ni.requested_cpu + pc) / ni.alloc_cpu) < 1.0 else 1.0)
+                        - (fm if (fm := (ni.requested_memory + pm) / ni.alloc_memory) < 1.0 else 1.0)
+                    )
+                    / 2
+                )
+                * MAX_NODE_SCORE
+            )
+            if ni.alloc_cpu and ni.alloc_memory
+            else balanced_score(ni.requested_cpu + pc, ni.alloc_cpu, ni.requested_memory + pm, ni.alloc_memory)
+            for ni in nodes
+        ]
 
 def new(args: dict | None = None) -> BalancedAllocation:
     return BalancedAllocation()

@@ -7,11 +7,13 @@ get that toleration) may still land there, as upstream.
 from __future__ import annotations
 
 from tuik8s.scheduler.framework import (
+    SKIP,
     TAINT_NODE_UNSCHEDULABLE,
     ClusterEvent,
     CycleState,
     NodeInfo,
     PodInfo,
+    Snapshot,
     Status,
     unresolvable,
 )
@@ -27,6 +29,9 @@ class NodeUnschedulable:
 
     name = NAME
     events = frozenset({ClusterEvent.NodeAdd, ClusterEvent.NodeSpecUnschedulableChange, ClusterEvent.UnscheduledPodUpdate})
+
+    def pre_filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Status | None:
+        return None if snapshot.unschedulable else SKIP  # no node is cordoned
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         if not node.unschedulable:

@@ -49,18 +49,26 @@ class SelectorSpread:
         for ni, s in zip(nodes, scores, strict=True):
             if ni.zone:
                 by_zone[ni.zone] = by_zone.get(ni.zone, 0) + s
+        if not by_zone:
+            # the common case, without zones; float arithmetic in upstream's order, so the
+            # truncation matches it to the last point
+            if max_by_node > 0:
+                m = float(max_by_node)
+                scores[:] = [int(100.0 * ((max_by_node - s) / m)) for s in scores]
+            else:
+                scores[:] = [MAX_NODE_SCORE] * len(scores)
+            return
         max_by_zone = max(by_zone.values(), default=0)
         for i, (ni, s) in enumerate(zip(nodes, scores, strict=True)):
             f = float(MAX_NODE_SCORE)
             if max_by_node > 0:
-                f = MAX_NODE_SCORE * (max_by_node - s) / max_by_node
-            if by_zone and ni.zone:
+                f = MAX_NODE_SCORE * ((max_by_node - s) / max_by_node)
+            if ni.zone:
                 zone_score = float(MAX_NODE_SCORE)
                 if max_by_zone > 0:
-                    zone_score = MAX_NODE_SCORE * (max_by_zone - by_zone[ni.zone]) / max_by_zone
+                    zone_score = MAX_NODE_SCORE * ((max_by_zone - by_zone[ni.zone]) / max_by_zone)
                 f = f * (1.0 - ZONE_WEIGHTING) + ZONE_WEIGHTING * zone_score
             scores[i] = int(f)
-
 
 def new(args: dict | None = None) -> SelectorSpread:
     return SelectorSpread()

@@ -17,6 +17,7 @@ from tuik8s.scheduler.framework import (
     CycleState,
     NodeInfo,
     PodInfo,
+    Snapshot,
     Status,
     default_normalize_score,
     unresolvable,
@@ -69,6 +70,9 @@ class TaintToleration:
     name = NAME
     events = frozenset({ClusterEvent.NodeAdd, ClusterEvent.NodeTaintChange, ClusterEvent.UnscheduledPodUpdate})
 
+    def pre_filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Status | None:
+        return None if snapshot.tainted else SKIP  # no node has a NoSchedule/NoExecute taint
+
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         if not node.filter_taints:
             return None
@@ -79,7 +83,10 @@ class TaintToleration:
 
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status | None:
         # with no PreferNoSchedule taint anywhere every node scores the same
-        if not any(ni.prefer_taints for ni in nodes):
+        snapshot = state.snapshot
+        if snapshot is not None and not snapshot.prefer_tainted:
+            return SKIP
+        if snapshot is None and not any(ni.prefer_taints for ni in nodes):
             return SKIP
         prefer = [
             t for t in pod_tolerations(pod) if (t.get("effect") or "PreferNoSchedule") == "PreferNoSchedule"
