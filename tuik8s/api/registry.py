@@ -113,7 +113,8 @@ _ALL = ("all",)
 
 RESOURCES: tuple[ResourceInfo, ...] = (
     # core/v1
-    _r("", "v1", "Namespace", "namespaces", namespaced=False, short=("ns",), subs=(_STATUS,),
+    _r("", "v1", "Namespace", "namespaces", namespaced=False, short=("ns",),
+       subs=(_STATUS, Subresource("finalize", "Namespace", verbs=("update",))),
        verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     _r("", "v1", "Pod", "pods", short=("po",), categories=_ALL, subs=(
         _STATUS,

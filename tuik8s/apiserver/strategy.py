@@ -157,6 +157,13 @@ class Strategy:
                 new.pop("status", None)
         elif info.key == "namespaces":
             new["status"] = copy.deepcopy(old.get("status") or {})
+            # only /finalize may change a namespace's finalizers
+            if not isinstance(new.get("spec"), dict):
+                new["spec"] = {}
+            spec = new["spec"]
+            spec["finalizers"] = copy.deepcopy((old.get("spec") or {}).get("finalizers") or [])
+            if not spec["finalizers"]:
+                del spec["finalizers"]
         if info.key in _GENERATION:
             gen = int((old.get("metadata") or {}).get("generation") or 1)
             if any(new.get(f) != old.get(f) for f in info.spec_fields):

@@ -309,3 +309,33 @@ def test_selector_spread_weighs_zones():
     plugin.normalize_scores(CycleState(), p, [a, b, c], scores)
     # b is empty but in the zone that has a replica; c's zone has none
     assert scores[2] == 100 and scores[0] == 0 and 0 < scores[1] < 100
+
+
+# ---- the batch forms agree with the per-node ones ----------------------------------------
+
+
+def random_nodes(rng, count: int) -> list:
+    out = []
+    for i in range(count):
+        n = node(f"n{i}", cpu=f"{rng.choice([0, 1, 2, 4, 8])}", memory=f"{rng.choice([0, 1, 3, 16])}Gi",
+                 pods=str(rng.choice([1, 3, 110])))
+        placed = [pod(f"x{i}-{j}", cpu=f"{rng.randint(0, 3000)}m", memory=f"{rng.randint(0, 4096)}Mi",
+                      owner=rng.choice(["a", "b", None])) for j in range(rng.randint(0, 3))]
+        out.append(node_info(n, *placed))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_score_many_and_filter_many_match_one_node_at_a_time(seed):
+    import random
+
+    rng = random.Random(seed)
+    nodes = random_nodes(rng, 60)
+    for p in (pod(cpu="500m", memory="1Gi", owner="a"), pod(owner="b"), pod(cpu="3", memory="100Mi"),
+              pod(memory="20Gi")):
+        pi = info(p)
+        state = CycleState()
+        for plugin in (noderesources.new(), balancedallocation.new(), selectorspread.new()):
+            assert plugin.score_many(state, pi, nodes) == [plugin.score(state, pi, ni) for ni in nodes]
+        fit = noderesources.new()
+        assert fit.filter_many(state, pi, nodes) == [fit.filter(state, pi, ni) for ni in nodes]

@@ -1,0 +1,1145 @@
+"""The Docker-in-Docker lab: its images, built here with no registry, and its nodes.
+
+**Images.** There may be no registry (LAB.md), so every image is built from Debian:
+`tuik8s/base` is a debootstrap root filesystem imported with `docker import` (its tarball is
+cached, so rebuilding later layers never redoes debootstrap); `tuik8s/node` is that tree plus
+a Docker engine, iptables and the project's runtime Python dependencies, installed by chroot on
+the host, where apt works, and pip from wheels prepared on the host, so a node never needs
+the network. The project's code is not in the image: nodes bind-mount the checkout read-only,
+so a code change reaches every node on its next kubelet restart without a rebuild.
+`tuik8s/busybox` is Debian's static busybox (2 MB); the sample apps and the log collector
+are `docker build`s on it with `--network none`.
+
+**Nodes.** One user-defined, *internal* docker network per cluster (`tuik8s-<cluster>`,
+172.30.K.0/24: the host is its gateway .1, where the API server listens; a future cluster
+DNS gets .2; node N is .10+N). Internal means docker gives the nodes no default route and
+drops anything leaving the subnet, so nothing in the lab reaches beyond the host. Node N runs
+its own dockerd on the pod CIDR 10.(244+K).N.0/24; pods on different nodes reach each other
+through routes on every node and on the host (kindnet-style), and one host rule lets that
+traffic, whose addresses are outside the lab subnet, cross the bridge between nodes.
+
+**Why not python-on-whales everywhere.** It is used for what it wraps (run, inspect, list,
+stop, start, kill, remove, build, import). The docker CLI is called through an asyncio
+subprocess where it has no answer: `network create --internal` (no such flag), and byte
+streams between two commands (`tar | docker import`, `docker load` fed into `docker exec -i`),
+since it only takes files or returns whole outputs. python-on-whales is synchronous, so it
+runs in `asyncio.to_thread` (DESIGN rule 8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import importlib.metadata
+import ipaddress
+import json
+import logging
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tuik8s.nodes.provider import LabStatus, LoadResult, NodeMachine, ProviderError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Say = Callable[[str], None]
+
+# --- where things are -------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = REPO_ROOT / "tuik8s"
+LAB_DIR = REPO_ROOT / "lab"
+ENTRYPOINT = LAB_DIR / "node-entrypoint.sh"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tuik8s"
+
+
+# --- images -------------------------------------------------------------------------------
+
+BASE_IMAGE = "tuik8s/base"
+NODE_IMAGE = "tuik8s/node"
+BUSYBOX_IMAGE = "tuik8s/busybox"
+APPS = ("blog", "shop", "voice")
+APP_IMAGES = tuple(f"tuik8s/{app}" for app in APPS)
+LOG_COLLECTOR_IMAGE = "tuik8s/log-collector"
+ALL_IMAGES = (BUSYBOX_IMAGE, *APP_IMAGES, LOG_COLLECTOR_IMAGE, BASE_IMAGE, NODE_IMAGE)
+# what every node gets at `lab up` (kind's "images preloaded on the node")
+NODE_PRELOADED = (BUSYBOX_IMAGE, *APP_IMAGES, LOG_COLLECTOR_IMAGE)
+PARENT = {
+    NODE_IMAGE: BASE_IMAGE,
+    **{image: BUSYBOX_IMAGE for image in (*APP_IMAGES, LOG_COLLECTOR_IMAGE)},
+}
+
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = os.environ.get("TUIK8S_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+BASE_PACKAGES = ("python3", "ca-certificates")
+NODE_PACKAGES = ("docker.io", "iptables", "iproute2", "procps", "conntrack", "python3-venv")
+NODE_VENV = "/opt/tuik8s/venv"
+NODE_SRC = "/opt/tuik8s/src"
+NODE_ENTRYPOINT = "/usr/local/bin/tuik8s-node-entrypoint"
+RECIPE_LABEL = "tuik8s.recipe"
+
+# --- the lab network ------------------------------------------------------------------------
+
+CLUSTER_LABEL = "tuik8s.cluster"
+NODE_LABEL = "tuik8s.node"
+POD_CIDR_LABEL = "tuik8s.pod-cidr"
+MAX_NODES = 200
+MAX_CLUSTERS = 12  # 10.244/16 .. 10.255/16
+
+# The flags that run a full dockerd in a container on these machines (LAB.md): plain
+# --privileged fails here for want of CAP_SYS_RESOURCE in the bounding set.
+DIND_CAP_ADD = ("ALL",)
+DIND_CAP_DROP = ("SYS_RESOURCE",)
+DIND_SECURITY = ("seccomp=unconfined", "apparmor=unconfined")
+DIND_DEVICE_RULES = ("a *:* rwm",)
+
+
+class LabError(ProviderError):
+    """A lab failure, in one line."""
+
+
+@dataclass(frozen=True)
+class LabNetwork:
+    """The addresses of cluster number `index`'s lab: all derived, nothing to look up."""
+
+    cluster: str
+    index: int
+
+    @property
+    def name(self) -> str:
+        return f"tuik8s-{self.cluster}"
+
+    @property
+    def subnet(self) -> str:
+        return f"172.30.{self.index}.0/24"
+
+    @property
+    def gateway(self) -> str:
+        return f"172.30.{self.index}.1"
+
+    @property
+    def dns(self) -> str:
+        """Where the cluster DNS will answer; until then nothing does, and nothing leaks."""
+        return f"172.30.{self.index}.2"
+
+    @property
+    def cluster_cidr(self) -> str:
+        return f"10.{244 + self.index}.0.0/16"
+
+    def node_ip(self, n: int) -> str:
+        return f"172.30.{self.index}.{10 + n}"
+
+    def pod_cidr(self, n: int) -> str:
+        return f"10.{244 + self.index}.{n}.0/24"
+
+
+def node_name(n: int) -> str:
+    return f"node{n}"
+
+
+def node_number(name: str) -> int | None:
+    if name.startswith("node") and name[4:].isdigit():
+        return int(name[4:])
+    return None
+
+
+# --- running things -----------------------------------------------------------------------
+
+
+def _last_line(text: str | bytes | None) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+async def run(
+    *cmd: str | os.PathLike[str], input: bytes | None = None, timeout: float | None = None,
+    what: str | None = None, env: dict[str, str] | None = None, cwd: Path | None = None,
+) -> str:
+    """Run a command; its stdout, or `LabError` naming it with its last stderr line."""
+    argv = [str(c) for c in cmd]
+    what = what or " ".join(argv[:3])
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd,
+        )
+    except FileNotFoundError:
+        raise LabError(f"{argv[0]} is not installed") from None
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate(input)
+    except BaseException as e:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.shield(proc.wait())
+        if isinstance(e, TimeoutError):
+            raise LabError(f"{what}: no answer within {timeout:g}s") from None
+        raise
+    if proc.returncode != 0:
+        reason = _last_line(err) or _last_line(out) or f"exit status {proc.returncode}"
+        raise LabError(f"{what} failed: {reason}")
+    return out.decode(errors="replace")
+
+
+async def pipeline(
+    producer: Sequence[str | os.PathLike[str]], consumer: Sequence[str | os.PathLike[str]], *, what: str,
+) -> str:
+    """`producer | consumer` without the bytes passing through Python; consumer's stdout."""
+    read_fd, write_fd = os.pipe()
+    try:
+        first = await asyncio.create_subprocess_exec(
+            *map(str, producer), stdin=asyncio.subprocess.DEVNULL, stdout=write_fd, stderr=asyncio.subprocess.PIPE,
+        )
+        second = await asyncio.create_subprocess_exec(
+            *map(str, consumer), stdin=read_fd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+    except FileNotFoundError as e:
+        raise LabError(f"{e.filename} is not installed") from None
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    try:
+        (_, err1), (out2, err2) = await asyncio.gather(first.communicate(), second.communicate())
+    except asyncio.CancelledError:
+        for proc in (first, second):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        raise
+    if first.returncode != 0:
+        raise LabError(f"{what} failed: {_last_line(err1) or f'exit status {first.returncode}'}")
+    if second.returncode != 0:
+        raise LabError(f"{what} failed: {_last_line(err2) or f'exit status {second.returncode}'}")
+    return out2.decode(errors="replace")
+
+
+def _whales() -> Any:
+    from python_on_whales import docker
+
+    return docker
+
+
+async def whales(call: Callable[..., T], *args: Any, what: str = "docker", **kwargs: Any) -> T:
+    """A python-on-whales call off the event loop, its failure as one line."""
+    from python_on_whales.exceptions import DockerException
+    from python_on_whales.utils import ClientNotFoundError
+
+    try:
+        return await asyncio.to_thread(call, *args, **kwargs)
+    except ClientNotFoundError:
+        raise LabError("the docker CLI is not installed (scripts/docker-engine installs Docker)") from None
+    except DockerException as e:
+        raise LabError(f"{what} failed: {_last_line(e.stderr) or _last_line(e.stdout) or e.return_code}") from None
+
+
+async def check_engine() -> None:
+    """One line saying how to get a Docker engine when none answers."""
+    if shutil.which("docker") is None:
+        raise LabError("no docker CLI: run scripts/docker-engine (or install Docker) first")
+    try:
+        await run("docker", "version", "--format", "{{.Server.Version}}", timeout=20, what="docker version")
+    except LabError:
+        raise LabError("no Docker engine answers: start one with scripts/docker-engine") from None
+
+
+async def image_id(image: str) -> str | None:
+    try:
+        out = await run("docker", "image", "inspect", "--format", "{{.Id}}", image, timeout=30)
+    except LabError:
+        return None
+    return out.strip() or None
+
+
+async def image_label(image: str, label: str) -> str | None:
+    try:
+        out = await run("docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{label}"}}}}', image,
+                        timeout=30)
+    except LabError:
+        return None
+    value = out.strip()
+    return None if value in ("", "<no value>") else value
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+# --- building the images ---------------------------------------------------------------------
+
+
+@dataclass
+class BuildRecord:
+    image: str
+    built: bool  # False: it was there already
+    seconds: float | None = None  # this build, when built
+    cold_seconds: float | None = None  # the last build from scratch, as recorded
+
+
+@dataclass
+class ImageBuilder:
+    """Builds the lab's images here, with no registry (`tuik8s lab build`)."""
+
+    say: Say = print
+    cache: Path = field(default_factory=cache_dir)
+
+    @property
+    def rootfs_tarball(self) -> Path:
+        return self.cache / "rootfs" / f"{DEBIAN_SUITE}-minbase.tar"
+
+    @property
+    def times_file(self) -> Path:
+        return self.cache / "build-times.json"
+
+    def _tmpdir(self, prefix: str) -> Path:
+        base = self.cache / "tmp"
+        base.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+    def recorded_times(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.times_file.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _record(self, image: str, seconds: float, cold: bool) -> None:
+        times = self.recorded_times()
+        entry = dict(times.get(image) or {})
+        entry["last_seconds"] = round(seconds, 1)
+        if cold:
+            entry["cold_seconds"] = round(seconds, 1)
+        entry["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        times[image] = entry
+        self.times_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.times_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+        tmp.replace(self.times_file)
+
+    async def build(self, images: Iterable[str] = ALL_IMAGES, *, rebuild: bool = False) -> list[BuildRecord]:
+        """Build what is missing (everything with `rebuild`), parents first; an image whose
+        parent was just built is built again too, so no image sits on a stale parent."""
+        await check_engine()
+        wanted = set(images)
+        for image in list(wanted):
+            parent = PARENT.get(image)
+            while parent:
+                wanted.add(parent)
+                parent = PARENT.get(parent)
+        records: list[BuildRecord] = []
+        built: set[str] = set()
+        for image in ALL_IMAGES:
+            if image not in wanted:
+                continue
+            parent = PARENT.get(image)
+            if not rebuild and parent not in built and await image_id(image) is not None:
+                self._warn_if_stale(image, await image_label(image, RECIPE_LABEL))
+                cold = (self.recorded_times().get(image) or {}).get("cold_seconds")
+                records.append(BuildRecord(image, False, cold_seconds=cold))
+                continue
+            cold = await image_id(image) is None and (image != BASE_IMAGE or not self.rootfs_tarball.exists())
+            self.say(f"building {image}")
+            started = time.monotonic()
+            await self._build_one(image)
+            seconds = time.monotonic() - started
+            self._record(image, seconds, cold)
+            built.add(image)
+            self.say(f"built {image} in {seconds:.1f}s")
+            records.append(BuildRecord(image, True, seconds, seconds if cold else None))
+        return records
+
+    def _warn_if_stale(self, image: str, recipe: str | None) -> None:
+        if image == NODE_IMAGE and recipe is not None and recipe != self.node_recipe():
+            self.say(f"note: {image} was built from an older recipe; `tuik8s lab build --rebuild` refreshes it")
+
+    async def _build_one(self, image: str) -> None:
+        if image == BUSYBOX_IMAGE:
+            await self.build_busybox()
+        elif image in APP_IMAGES:
+            await self.build_app(image.split("/", 1)[1])
+        elif image == LOG_COLLECTOR_IMAGE:
+            await self._docker_build(LOG_COLLECTOR_IMAGE, LAB_DIR / "apps" / "log-collector", {})
+        elif image == BASE_IMAGE:
+            await self.build_base()
+        elif image == NODE_IMAGE:
+            await self.build_node()
+        else:
+            raise LabError(f"no recipe for {image}")
+
+    # ---- busybox and the sample apps --------------------------------------------------
+
+    async def _busybox_binary(self) -> Path:
+        """Debian's static busybox: the installed one, or the package fetched with apt."""
+        with contextlib.suppress(LabError):
+            owner = await run("dpkg-query", "-S", "/bin/busybox", timeout=30)
+            if owner.startswith("busybox-static:"):
+                return Path("/bin/busybox")
+        extracted = self.cache / "busybox-static" / "bin" / "busybox"
+        if extracted.exists():
+            return extracted
+        work = self._tmpdir("busybox-")
+        try:
+            await run("apt-get", "download", "busybox-static", timeout=300, cwd=work,
+                      what="apt-get download busybox-static")
+            debs = sorted(work.glob("busybox-static_*.deb"))
+            if not debs:
+                raise LabError("apt-get download busybox-static left no package")
+            await run("dpkg-deb", "-x", work / debs[-1].name, work / "root", what="dpkg-deb -x busybox-static")
+            extracted.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(work / "root" / "bin" / "busybox", extracted)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return extracted
+
+    async def build_busybox(self) -> None:
+        binary = await self._busybox_binary()
+        applets = (await run(binary, "--list", what="busybox --list")).split()
+        work = self._tmpdir("busybox-image-")
+        try:
+            tarball = work / "rootfs.tar"
+            await asyncio.to_thread(_busybox_rootfs, tarball, binary, applets, LAB_DIR / "busybox")
+            await whales(
+                _whales().image.import_, tarball, BUSYBOX_IMAGE, what=f"docker import {BUSYBOX_IMAGE}",
+                changes=["ENV PATH=/bin", 'CMD ["sh"]', f"LABEL {RECIPE_LABEL}=busybox-static"],
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    async def build_app(self, app: str) -> None:
+        await self._docker_build(f"tuik8s/{app}", LAB_DIR / "apps" / "web", {"APP": app})
+
+    async def _docker_build(self, tag: str, context: Path, build_args: dict[str, str]) -> None:
+        await whales(
+            _whales().legacy_build, context, tags=[tag], build_args=build_args, network="none",
+            what=f"docker build {tag}",
+        )
+
+    # ---- the base and node images ----------------------------------------------------
+
+    async def build_base(self) -> None:
+        tarball = self.rootfs_tarball
+        if not tarball.exists():
+            await self._debootstrap(tarball)
+        await whales(
+            _whales().image.import_, tarball, BASE_IMAGE, what=f"docker import {BASE_IMAGE}",
+            changes=[
+                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                'CMD ["/bin/bash"]',
+                f"LABEL {RECIPE_LABEL}=debootstrap-{DEBIAN_SUITE}-minbase",
+            ],
+        )
+
+    async def _need_root(self, what: str) -> None:
+        if not _is_root():
+            raise LabError(f"{what} needs root (debootstrap and chroot); run `tuik8s lab build` as root")
+
+    async def _ensure_debootstrap(self) -> None:
+        if shutil.which("debootstrap"):
+            return
+        if not shutil.which("apt-get"):
+            raise LabError("debootstrap is not installed and there is no apt-get to install it")
+        self.say("installing debootstrap")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        await run("apt-get", "update", "-qq", timeout=600, env=env, what="apt-get update")
+        await run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap",
+                  timeout=600, env=env, what="apt-get install debootstrap")
+
+    async def _debootstrap(self, tarball: Path) -> None:
+        await self._need_root("building tuik8s/base")
+        await self._ensure_debootstrap()
+        root = self._tmpdir("rootfs-")
+        try:
+            self.say(f"debootstrap {DEBIAN_SUITE} (minbase) into {root}: about a minute")
+            await run(
+                "debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", DEBIAN_SUITE, root,
+                DEBIAN_MIRROR, timeout=1800, what="debootstrap",
+            )
+            tarball.parent.mkdir(parents=True, exist_ok=True)
+            part = tarball.with_suffix(".part")
+            await run("tar", "--numeric-owner", "-C", root, "-cf", part, ".", timeout=600, what="tar of the rootfs")
+            part.replace(tarball)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, root, True)
+
+    def node_recipe(self) -> str:
+        """A digest of what goes into the node image, to tell a stale one."""
+        h = hashlib.sha256()
+        h.update(" ".join(NODE_PACKAGES).encode())
+        h.update("\n".join(runtime_requirements()).encode())
+        h.update(ENTRYPOINT.read_bytes() if ENTRYPOINT.exists() else b"")
+        return h.hexdigest()[:16]
+
+    async def wheels(self) -> Path:
+        """The project's runtime dependencies as wheels, at the versions installed here.
+
+        `pip wheel` resolves them against a constraints file of this environment's
+        versions, so a node runs what the tests ran; the result is cached by its inputs.
+        """
+        requirements = runtime_requirements()
+        constraints = installed_constraints()
+        key = hashlib.sha256(
+            ("\n".join(requirements) + "\n--\n" + "\n".join(constraints) + sys.version).encode()
+        ).hexdigest()[:16]
+        target = self.cache / "wheels" / key
+        if (target / ".complete").exists():
+            return target
+        self.say("collecting the Python wheels for the node image")
+        part = Path(str(target) + ".part")
+        await asyncio.to_thread(shutil.rmtree, part, True)
+        part.mkdir(parents=True)
+        (part / "requirements.txt").write_text("\n".join(requirements) + "\n")
+        (part / "constraints.txt").write_text("\n".join(constraints) + "\n")
+        await run(
+            sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+            "--wheel-dir", part, "-r", part / "requirements.txt", "-c", part / "constraints.txt",
+            timeout=1800, what="pip wheel (the node's Python dependencies)",
+        )
+        (part / ".complete").touch()
+        await asyncio.to_thread(shutil.rmtree, target, True)
+        part.replace(target)
+        return target
+
+    async def build_node(self) -> None:
+        await self._need_root("building tuik8s/node")
+        if not self.rootfs_tarball.exists():
+            await self._debootstrap(self.rootfs_tarball)
+        wheels = await self.wheels()
+        apt_cache = self.cache / "apt-archives"
+        (apt_cache / "partial").mkdir(parents=True, exist_ok=True)
+        root = self._tmpdir("node-")
+        try:
+            await run("tar", "--numeric-owner", "-C", root, "-xf", self.rootfs_tarball, timeout=600,
+                      what="unpacking the base rootfs")
+            policy = root / "usr" / "sbin" / "policy-rc.d"
+            policy.write_text("#!/bin/sh\n# no services start while the image is built\nexit 101\n")
+            policy.chmod(0o755)
+            resolv = root / "etc" / "resolv.conf"
+            resolv.unlink(missing_ok=True)
+            shutil.copyfile("/etc/resolv.conf", resolv)
+            (root / "tmp" / "wheels").mkdir(parents=True, exist_ok=True)
+            self.say(f"installing {', '.join(NODE_PACKAGES)} and the Python dependencies (chroot)")
+            # unshare: the mounts die with the process, so a failed build leaves none behind
+            script = _NODE_CHROOT_SCRIPT.format(
+                packages=" ".join(NODE_PACKAGES), venv=NODE_VENV,
+            )
+            await run(
+                "unshare", "--mount", "--propagation", "private", "sh", "-ec",
+                'mount -t proc proc "$1/proc"; mount --bind "$2" "$1/var/cache/apt/archives"; '
+                'mount --bind "$3" "$1/tmp/wheels"; exec chroot "$1" /bin/sh -ec "$4"',
+                "sh", root, apt_cache, wheels, script, timeout=1800, what="installing the node's packages",
+            )
+            policy.unlink()
+            resolv.write_text("")
+            (root / "tmp" / "wheels").rmdir()
+            for doc in ("usr/share/doc", "usr/share/man", "usr/share/info"):
+                await asyncio.to_thread(shutil.rmtree, root / doc, True)
+                (root / doc).mkdir(parents=True, exist_ok=True)
+            for d in ("etc/tuik8s/node", "etc/tuik8s/lab", f"{NODE_SRC.lstrip('/')}/tuik8s"):
+                (root / d).mkdir(parents=True, exist_ok=True)
+            entry = root / NODE_ENTRYPOINT.lstrip("/")
+            shutil.copyfile(ENTRYPOINT, entry)
+            entry.chmod(0o755)
+            changes = [
+                f"ENV PATH={NODE_VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                f"ENV PYTHONPATH={NODE_SRC}",
+                "ENV PYTHONDONTWRITEBYTECODE=1",
+                "ENV container=docker",
+                "VOLUME /var/lib/docker",
+                f"LABEL {RECIPE_LABEL}={self.node_recipe()}",
+                f'CMD ["{NODE_ENTRYPOINT}"]',
+            ]
+            change_args = [arg for c in changes for arg in ("--change", c)]
+            self.say(f"importing {NODE_IMAGE}")
+            await pipeline(
+                ["tar", "--numeric-owner", "-C", str(root), "-c", "."],
+                ["docker", "import", *change_args, "-", NODE_IMAGE],
+                what=f"docker import {NODE_IMAGE}",
+            )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, root, True)
+
+
+_NODE_CHROOT_SCRIPT = """
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends {packages} >/dev/null
+rm -rf /var/lib/apt/lists/*
+python3 -m venv {venv}
+{venv}/bin/pip install --quiet --disable-pip-version-check --no-index --no-compile --find-links /tmp/wheels -r /tmp/wheels/requirements.txt -c /tmp/wheels/constraints.txt
+{venv}/bin/python -m compileall -q -j 0 {venv}/lib >/dev/null || true
+"""
+
+
+def runtime_requirements() -> list[str]:
+    """The project's runtime dependencies (no extras), as declared."""
+    try:
+        declared = importlib.metadata.requires("tuik8s") or []
+    except importlib.metadata.PackageNotFoundError:
+        raise LabError("tuik8s is not installed in this Python; run scripts/dev first") from None
+    return sorted(req for req in declared if "extra ==" not in req and "extra==" not in req)
+
+
+def installed_constraints() -> list[str]:
+    pins: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name and name.lower() != "tuik8s":
+            pins[name.lower()] = f"{name}=={dist.version}"
+    return sorted(pins.values())
+
+
+def _busybox_rootfs(tarball: Path, binary: Path, applets: list[str], extras: Path) -> None:
+    """A root filesystem of one static busybox and its applet links, owned by root."""
+
+    def entry(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.uid, info.gid, info.mtime = kind, mode, 0, 0, int(time.time())
+        return info
+
+    with tarfile.open(tarball, "w") as tar:
+        for d, mode in (("bin", 0o755), ("etc", 0o755), ("root", 0o700), ("tmp", 0o1777), ("var", 0o755),
+                        ("var/log", 0o755), ("proc", 0o755), ("sys", 0o755), ("dev", 0o755)):
+            tar.addfile(entry(d, tarfile.DIRTYPE, mode))
+        info = entry("bin/busybox", tarfile.REGTYPE, 0o755)
+        info.size = binary.stat().st_size
+        with binary.open("rb") as f:
+            tar.addfile(info, f)
+        for applet in applets:
+            if applet != "busybox":
+                link = entry(f"bin/{applet}", tarfile.SYMTYPE, 0o777)
+                link.linkname = "busybox"
+                tar.addfile(link)
+        for path in sorted(extras.rglob("*")):
+            if path.is_file():
+                rel = path.relative_to(extras).as_posix()
+                info = entry(rel, tarfile.REGTYPE, 0o644)
+                info.size = path.stat().st_size
+                with path.open("rb") as f:
+                    tar.addfile(info, f)
+
+
+# --- the provider ---------------------------------------------------------------------------
+
+
+@dataclass
+class ApiEndpoint:
+    """How nodes reach and authenticate to the control plane."""
+
+    port: int
+    token: str
+    ca_pem: bytes
+
+
+@dataclass
+class _Undo:
+    """What an `up` made, to take back if it fails."""
+
+    steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = field(default_factory=list)
+
+    def add(self, what: str, step: Callable[[], Awaitable[Any]]) -> None:
+        self.steps.append((what, step))
+
+    async def run(self) -> None:
+        for what, step in reversed(self.steps):
+            try:
+                await step()
+            except Exception as e:  # noqa: BLE001 - best effort: undo the rest anyway
+                log.warning("cleaning up %s failed: %s", what, e)
+        self.steps.clear()
+
+
+class DockerNodeProvider:
+    """Nodes of one cluster as Docker-in-Docker containers on the host's Docker engine."""
+
+    name = "docker"
+
+    def __init__(
+        self, cluster: str, data_dir: Path, *, api: ApiEndpoint | None = None, say: Say | None = None,
+        builder: ImageBuilder | None = None, preload: Sequence[str] = NODE_PRELOADED,
+    ) -> None:
+        self.cluster = cluster
+        self.data_dir = Path(data_dir)
+        self.api = api
+        self.say: Say = say or (lambda line: log.info("%s", line))
+        self.builder = builder or ImageBuilder(say=self.say)
+        self.preload = tuple(preload)
+
+    # ---- naming and state on disk ----------------------------------------------------
+
+    @property
+    def lab_dir(self) -> Path:
+        return self.data_dir / "lab"
+
+    @property
+    def network_name(self) -> str:
+        return f"tuik8s-{self.cluster}"
+
+    def container_name(self, node: str) -> str:
+        return f"tuik8s-{self.cluster}-{node}"
+
+    def _node_of(self, name: str) -> str:
+        """A node's name from what a user typed: `node2` or `tuik8s-<cluster>-node2`."""
+        prefix = f"tuik8s-{self.cluster}-"
+        return name[len(prefix):] if name.startswith(prefix) else name
+
+    async def network(self, *, allocate: bool = False) -> LabNetwork | None:
+        """This cluster's lab addresses: from its docker network, else from the lab's
+        state file, else (with `allocate`) the first free index, remembered."""
+        found = await self._network_subnet()
+        if found is not None:
+            return LabNetwork(self.cluster, int(found.split(".")[2]))
+        state = self.lab_dir / "lab.json"
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return LabNetwork(self.cluster, int(json.loads(state.read_text())["index"]))
+        if not allocate:
+            return None
+        index = await self._free_index()
+        self.lab_dir.mkdir(parents=True, exist_ok=True)
+        state.write_text(json.dumps({"cluster": self.cluster, "index": index}) + "\n")
+        return LabNetwork(self.cluster, index)
+
+    async def _network_subnet(self) -> str | None:
+        try:
+            out = await run("docker", "network", "inspect", "--format",
+                            "{{range .IPAM.Config}}{{.Subnet}} {{end}}", self.network_name, timeout=30)
+        except LabError:
+            return None
+        subnets = out.split()
+        return subnets[0] if subnets else None
+
+    async def _free_index(self) -> int:
+        """Cluster "default" is 0; any other takes the lowest index no docker network uses."""
+        out = await run("docker", "network", "ls", "-q", timeout=30)
+        used: set[ipaddress.IPv4Network] = set()
+        if out.split():
+            subnets = await run("docker", "network", "inspect", "--format",
+                                "{{range .IPAM.Config}}{{.Subnet}} {{end}}", *out.split(), timeout=30)
+            for s in subnets.split():
+                with contextlib.suppress(ValueError):
+                    net = ipaddress.ip_network(s, strict=False)
+                    if isinstance(net, ipaddress.IPv4Network):
+                        used.add(net)
+        order = range(MAX_CLUSTERS) if self.cluster != "default" else [0, *range(1, MAX_CLUSTERS)]
+        others = {p.parent.name for p in self.data_dir.parent.glob("*/lab/lab.json") if p.parent.parent != self.data_dir}
+        taken = set()
+        for other in others:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                taken.add(int(json.loads((self.data_dir.parent / other / "lab" / "lab.json").read_text())["index"]))
+        for index in order:
+            candidate = ipaddress.ip_network(LabNetwork(self.cluster, index).subnet)
+            if index in taken or any(candidate.overlaps(u) for u in used):
+                continue
+            if self.cluster != "default" and index == 0:
+                continue  # kept for the default cluster
+            return index
+        raise LabError(f"no free lab subnet left in 172.30.0.0/20 for cluster {self.cluster}")
+
+    # ---- reading the lab -----------------------------------------------------------------
+
+    async def _containers(self) -> list[dict[str, Any]]:
+        """`docker inspect` of every node container of this cluster."""
+        ids = (await run("docker", "ps", "-aq", "--no-trunc", "--filter", f"label={CLUSTER_LABEL}={self.cluster}",
+                         timeout=30)).split()
+        if not ids:
+            return []
+        return list(json.loads(await run("docker", "inspect", *ids, timeout=30)))
+
+    def _machine(self, c: dict[str, Any], runtime_ready: bool | None = None) -> NodeMachine:
+        labels = (c.get("Config") or {}).get("Labels") or {}
+        nets = (c.get("NetworkSettings") or {}).get("Networks") or {}
+        ip = ((nets.get(self.network_name) or {}).get("IPAMConfig") or {}).get("IPv4Address") \
+            or (nets.get(self.network_name) or {}).get("IPAddress") or None
+        return NodeMachine(
+            name=labels.get(NODE_LABEL, ""), state=(c.get("State") or {}).get("Status", "unknown"),
+            address=ip, pod_cidr=labels.get(POD_CIDR_LABEL), machine_id=str(c.get("Name", "")).lstrip("/"),
+            runtime_ready=runtime_ready,
+        )
+
+    async def nodes(self) -> list[NodeMachine]:
+        machines = [self._machine(c) for c in await self._containers()]
+        return sorted(machines, key=lambda m: (node_number(m.name) or 0, m.name))
+
+    async def runtime_ready(self, node: str) -> bool:
+        try:
+            await run("docker", "exec", self.container_name(node), "docker", "version", "--format",
+                      "{{.Server.Version}}", timeout=10)
+        except LabError:
+            return False
+        return True
+
+    async def status(self) -> LabStatus:
+        net = await self.network()
+        exists = await self._network_subnet() is not None
+        st = LabStatus(cluster=self.cluster, provider=self.name)
+        if exists and net is not None:
+            st.network, st.subnet = net.name, net.subnet
+            if self.api is not None:
+                st.api_server = f"https://{net.gateway}:{self.api.port}"
+        machines = await self.nodes()
+        ready = await asyncio.gather(*(self.runtime_ready(m.name) if m.state == "running" else _false()
+                                       for m in machines))
+        st.nodes = [NodeMachine(m.name, m.state, m.address, m.pod_cidr, m.machine_id, r)
+                    for m, r in zip(machines, ready, strict=True)]
+        if net is not None and exists:
+            routes = await host_routes(net)
+            for m in st.nodes:
+                if m.pod_cidr and m.address and routes.get(m.pod_cidr) != m.address:
+                    st.problems.append(f"the host has no route to {m.name}'s pods ({m.pod_cidr} via {m.address})")
+        return st
+
+    # ---- up ---------------------------------------------------------------------------------
+
+    async def up(self, n: int) -> list[NodeMachine]:
+        if not 1 <= n <= MAX_NODES:
+            raise LabError(f"--nodes must be between 1 and {MAX_NODES}")
+        if self.api is None:
+            raise LabError("internal: the provider needs the API server's endpoint to create nodes")
+        if not _is_root():
+            raise LabError("the lab sets host routes and a firewall rule: run `tuik8s lab up` as root")
+        await check_engine()
+        undo = _Undo()
+        try:
+            return await self._up(n, undo)
+        except BaseException:
+            await asyncio.shield(undo.run())
+            raise
+
+    async def ensure_network(self, undo: _Undo | None = None) -> LabNetwork:
+        """The cluster's network and the host rule for pod traffic across its bridge."""
+        net = await self.network(allocate=True)
+        assert net is not None
+        if await self._network_subnet() is None:
+            await run(
+                "docker", "network", "create", "--driver", "bridge", "--internal",
+                "--subnet", net.subnet, "--gateway", net.gateway,
+                "--label", f"{CLUSTER_LABEL}={self.cluster}", net.name,
+                timeout=60, what=f"docker network create {net.name}",
+            )
+            if undo is not None:
+                undo.add(f"network {net.name}", lambda: self._remove_network(net))
+        bridge = await self._bridge(net)
+        if await _host_rule(bridge, "-C", self.cluster):
+            return net
+        await _host_rule(bridge, "-I", self.cluster, check=True)
+        if undo is not None:
+            undo.add("the host firewall rule", lambda: _host_rule(bridge, "-D", self.cluster))
+        return net
+
+    async def _bridge(self, net: LabNetwork) -> str:
+        out = await run("docker", "network", "inspect", "--format", "{{.Id}}", net.name, timeout=30)
+        return "br-" + out.strip()[:12]
+
+    async def _up(self, n: int, undo: _Undo) -> list[NodeMachine]:
+        assert self.api is not None
+        missing = [image for image in (NODE_IMAGE, *self.preload) if await image_id(image) is None]
+        if missing:
+            self.say(f"building {', '.join(missing)}")
+            await self.builder.build(missing)
+        net = await self.ensure_network(undo)
+        existing = {m.name: m for m in await self.nodes()}
+        wanted = [node_name(i) for i in range(1, n + 1)]
+        create = [name for name in wanted if name not in existing]
+        start = [name for name in wanted if name in existing and existing[name].state != "running"]
+        all_nodes = sorted(set(existing) | set(wanted), key=lambda s: node_number(s) or 0)
+        self._write_routes(net, all_nodes)
+        for name in create:
+            self._write_credentials(net, name)
+        if create:
+            self.say(f"creating {', '.join(create)}")
+            await asyncio.gather(*(self._create_node(net, name, undo) for name in create))
+        if start:
+            self.say(f"starting {', '.join(start)}")
+            await asyncio.gather(*(whales(_whales().container.start, self.container_name(name),
+                                          what=f"docker start {name}") for name in start))
+        for name in all_nodes:
+            num = node_number(name)
+            if num is not None and await _host_route(net.pod_cidr(num), net.node_ip(num), net):
+                undo.add(f"host route to {name}", lambda num=num: _del_host_route(net.pod_cidr(num)))
+        changed = create + start
+        await asyncio.gather(*(self._wait_runtime(name) for name in changed))
+        await self._apply_routes([name for name in all_nodes if name not in changed])
+        await self.load_images(self.preload, changed)
+        return await self.nodes()
+
+    def _write_routes(self, net: LabNetwork, names: Iterable[str]) -> None:
+        shared = self.lab_dir / "shared"
+        shared.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for name in names:
+            num = node_number(name)
+            if num is not None:
+                lines.append(f"{net.pod_cidr(num)} {net.node_ip(num)} {name}")
+        _write_atomic(shared / "routes", "\n".join(lines) + "\n", 0o644)
+
+    def _write_credentials(self, net: LabNetwork, name: str) -> None:
+        """The kubelet's credentials: the admin token for now (per-node tokens later), the CA."""
+        from tuik8s.client.kubeconfig import build_kubeconfig
+
+        import yaml
+
+        assert self.api is not None
+        d = self.lab_dir / "nodes" / name
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        server = f"https://{net.gateway}:{self.api.port}"
+        _write_atomic(d / "token", self.api.token + "\n", 0o600)
+        _write_atomic(d / "ca.crt", self.api.ca_pem.decode(), 0o644)
+        kubeconfig = build_kubeconfig(f"tuik8s-{self.cluster}", server, self.api.ca_pem, self.api.token)
+        _write_atomic(d / "kubeconfig", yaml.safe_dump(kubeconfig, sort_keys=False), 0o600)
+
+    async def _create_node(self, net: LabNetwork, name: str, undo: _Undo) -> None:
+        assert self.api is not None
+        num = node_number(name)
+        assert num is not None
+        container = self.container_name(name)
+        volumes: list[tuple[str, str, str]] = [
+            ("/sys/fs/cgroup", "/sys/fs/cgroup", "rw"),
+            (str(PACKAGE_DIR), f"{NODE_SRC}/tuik8s", "ro"),
+            (str(ENTRYPOINT), NODE_ENTRYPOINT, "ro"),
+            (str(self.lab_dir / "nodes" / name), "/etc/tuik8s/node", "ro"),
+            (str(self.lab_dir / "shared"), "/etc/tuik8s/lab", "ro"),
+        ]
+        if Path("/lib/modules").is_dir():
+            volumes.append(("/lib/modules", "/lib/modules", "ro"))
+        envs = {
+            "TUIK8S_NODE_NAME": name,
+            "TUIK8S_POD_CIDR": net.pod_cidr(num),
+            "TUIK8S_CLUSTER_CIDR": net.cluster_cidr,
+            "TUIK8S_NODE_IP": net.node_ip(num),
+            "TUIK8S_API_SERVER": f"https://{net.gateway}:{self.api.port}",
+            "TUIK8S_DNS": net.dns,
+            "TUIK8S_CLUSTER": self.cluster,
+        }
+        if os.environ.get("TUIK8S_KUBELET_COMMAND"):
+            envs["TUIK8S_KUBELET_COMMAND"] = os.environ["TUIK8S_KUBELET_COMMAND"]
+        undo.add(f"container {container}", lambda: self._remove_container(container))
+        await whales(
+            _whales().container.run, NODE_IMAGE, detach=True, name=container, hostname=name,
+            labels={CLUSTER_LABEL: self.cluster, NODE_LABEL: name, POD_CIDR_LABEL: net.pod_cidr(num)},
+            networks=[net.name], ip=net.node_ip(num), network_aliases=[name], dns=[net.dns], init=True,
+            cap_add=list(DIND_CAP_ADD), cap_drop=list(DIND_CAP_DROP), security_options=list(DIND_SECURITY),
+            device_cgroup_rules=list(DIND_DEVICE_RULES), cgroupns="host", volumes=volumes,
+            mounts=[["type=volume", "target=/var/lib/docker"]], envs=envs, stop_timeout=20, pull="never",
+            what=f"docker run {container}",
+        )
+
+    async def _wait_runtime(self, name: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await self.runtime_ready(name):
+                return
+            state = await self._state(name)
+            if state not in ("running", "restarting", "created"):
+                logs = await _container_log_tail(self.container_name(name))
+                raise LabError(f"{name} stopped while starting ({state}){': ' + logs if logs else ''}")
+            await asyncio.sleep(0.2)
+        raise LabError(f"the Docker engine in {name} did not answer within {timeout:g}s "
+                       f"(docker exec {self.container_name(name)} cat /var/log/dockerd.log)")
+
+    async def _state(self, name: str) -> str:
+        try:
+            out = await run("docker", "inspect", "--format", "{{.State.Status}}", self.container_name(name), timeout=30)
+        except LabError:
+            return "missing"
+        return out.strip()
+
+    async def _apply_routes(self, names: Iterable[str]) -> None:
+        """Running nodes re-read the routes file (new peers); started ones read it themselves."""
+        running = [m.name for m in await self.nodes() if m.state == "running" and m.name in set(names)]
+        await asyncio.gather(*(run("docker", "exec", self.container_name(name), NODE_ENTRYPOINT, "routes",
+                                   timeout=30, what=f"routes on {name}") for name in running))
+
+    # ---- images on nodes --------------------------------------------------------------
+
+    async def load_image(self, image: str, nodes: Sequence[str] | None = None) -> LoadResult:
+        return (await self.load_images([image], nodes))[0]
+
+    async def load_images(self, images: Sequence[str], nodes: Sequence[str] | None = None) -> list[LoadResult]:
+        """As kind does it: `docker save | docker exec -i NODE docker load`, all nodes at once,
+        skipping a node that has the same image ID. One save serves every node."""
+        ids = {}
+        for image in images:
+            found = await image_id(image)
+            if found is None:
+                raise LabError(f"no image {image} here (build it, or `docker pull` it when you have a registry)")
+            ids[image] = found
+        machines = [m for m in await self.nodes() if m.state == "running"]
+        if nodes is not None:
+            wanted = {self._node_of(n) for n in nodes}
+            unknown = wanted - {m.name for m in await self.nodes()}
+            if unknown:
+                raise LabError(f"no node {', '.join(sorted(unknown))} in cluster {self.cluster}")
+            machines = [m for m in machines if m.name in wanted]
+        if not machines:
+            raise LabError(f"no running nodes in cluster {self.cluster} (tuik8s lab up)")
+        need: dict[str, list[str]] = {}
+        for m, present in zip(machines, await asyncio.gather(*(self._node_image_ids(m.name, images) for m in machines)),
+                              strict=True):
+            need[m.name] = [image for image in images if present.get(image) != ids[image]]
+        to_save = [image for image in images if any(image in lst for lst in need.values())]
+        if to_save:
+            work = self.builder._tmpdir("save-")
+            try:
+                archive = work / "images.tar"
+                await run("docker", "save", "-o", archive, *to_save, timeout=600, what=f"docker save {' '.join(to_save)}")
+                await asyncio.gather(*(self._load_into(name, archive) for name, lst in need.items() if lst))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        return [
+            LoadResult(image, tuple(n for n, lst in need.items() if image in lst),
+                       tuple(n for n, lst in need.items() if image not in lst))
+            for image in images
+        ]
+
+    async def _node_image_ids(self, node: str, images: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for image in images:
+            try:
+                out = await run("docker", "exec", self.container_name(node), "docker", "image", "inspect",
+                                "--format", "{{.Id}}", image, timeout=30)
+            except LabError:
+                continue
+            found[image] = out.strip()
+        return found
+
+    async def _load_into(self, node: str, archive: Path) -> None:
+        proc_in = archive.open("rb")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "docker", "exec", "-i", self.container_name(node), "docker", "load", "-q",
+                stdin=proc_in, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await proc.communicate()
+        finally:
+            proc_in.close()
+        if proc.returncode != 0:
+            raise LabError(f"docker load on {node} failed: {_last_line(err) or _last_line(out)}")
+
+    # ---- stop, start, kill --------------------------------------------------------------
+
+    async def _existing(self, node: str) -> str:
+        name = self._node_of(node)
+        if await self._state(name) == "missing":
+            raise LabError(f"no node {name} in cluster {self.cluster} (see `tuik8s lab status`)")
+        return name
+
+    async def stop(self, node: str) -> None:
+        name = await self._existing(node)
+        await whales(_whales().container.stop, self.container_name(name), what=f"docker stop {name}")
+
+    async def start(self, node: str) -> None:
+        name = await self._existing(node)
+        await whales(_whales().container.start, self.container_name(name), what=f"docker start {name}")
+        await self._wait_runtime(name)
+
+    async def kill(self, node: str) -> None:
+        name = await self._existing(node)
+        if await self._state(name) != "running":
+            return
+        await whales(_whales().container.kill, self.container_name(name), what=f"docker kill {name}")
+
+    # ---- down -------------------------------------------------------------------------------
+
+    async def down(self) -> None:
+        containers = [m.machine_id for m in await self.nodes()]
+        if containers:
+            self.say(f"removing {len(containers)} node{'s' if len(containers) != 1 else ''}")
+            await asyncio.gather(*(self._remove_container(c) for c in containers))
+        net = await self.network()
+        if net is not None:
+            await self._remove_network(net)
+        shutil.rmtree(self.lab_dir / "nodes", ignore_errors=True)
+        shutil.rmtree(self.lab_dir / "shared", ignore_errors=True)
+
+    async def _remove_container(self, container: str) -> None:
+        # -v: the node's anonymous /var/lib/docker volume goes with it
+        with contextlib.suppress(LabError):
+            await run("docker", "rm", "-f", "-v", container, timeout=120, what=f"docker rm {container}")
+
+    async def _remove_network(self, net: LabNetwork) -> None:
+        for cidr in await host_routes(net):
+            await _del_host_route(cidr)
+        if await self._network_subnet() is not None:
+            bridge = await self._bridge(net)
+            while await _host_rule(bridge, "-C", self.cluster):
+                await _host_rule(bridge, "-D", self.cluster)
+            await run("docker", "network", "rm", net.name, timeout=60, what=f"docker network rm {net.name}")
+
+
+async def _false() -> bool:
+    return False
+
+
+async def _container_log_tail(container: str) -> str:
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "docker", "logs", "--tail", "5", container, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await proc.communicate()
+    except OSError:
+        return ""
+    return _last_line(out)
+
+
+def _write_atomic(path: Path, text: str, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    tmp.replace(path)
+
+
+# --- the host's side of the pod network ---------------------------------------------------
+
+
+async def host_routes(net: LabNetwork) -> dict[str, str]:
+    """Host routes into this cluster's pod CIDRs: {cidr: via}."""
+    out = await run("ip", "-4", "route", "show", "root", net.cluster_cidr, timeout=10)
+    routes: dict[str, str] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] == "via":
+            routes[parts[0]] = parts[2]
+    return routes
+
+
+async def _host_route(cidr: str, via: str, net: LabNetwork) -> bool:
+    """Route `cidr` via a node; True if this call added it."""
+    if (await host_routes(net)).get(cidr) == via:
+        return False
+    await run("ip", "route", "replace", cidr, "via", via, timeout=10, what=f"ip route replace {cidr}")
+    return True
+
+
+async def _del_host_route(cidr: str) -> None:
+    with contextlib.suppress(LabError):
+        await run("ip", "route", "del", cidr, timeout=10)
+
+
+async def _host_rule(bridge: str, op: str, cluster: str, *, check: bool = False) -> bool:
+    """Docker drops traffic on an internal network's bridge whose addresses are outside its
+    subnet; pod IPs are, so this rule (in DOCKER-USER, docker's chain for users) lets traffic
+    from the bridge to the same bridge pass: node to node, pod to pod, nothing else."""
+    cmd = ["iptables", "-w", op, "DOCKER-USER"]
+    if op == "-I":
+        cmd.append("1")
+    cmd += ["-i", bridge, "-o", bridge, "-m", "comment", "--comment", f"tuik8s-{cluster}", "-j", "ACCEPT"]
+    try:
+        await run(*cmd, timeout=20, what=f"iptables {op} DOCKER-USER")
+    except LabError:
+        if check:
+            raise
+        return False
+    return True
