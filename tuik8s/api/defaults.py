@@ -242,7 +242,7 @@ def _default_pod(pod: Obj) -> None:
         class_name = spec.get("priorityClassName")
         if class_name in (None, ""):
             spec["priority"] = 0
-        elif class_name in SYSTEM_PRIORITY_CLASSES:
+        elif isinstance(class_name, str) and class_name in SYSTEM_PRIORITY_CLASSES:
             spec["priority"] = SYSTEM_PRIORITY_CLASSES[class_name]
     if spec.get("priority") is not None:
         _default(spec, "preemptionPolicy", "PreemptLowerPriority")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import ipaddress
@@ -59,6 +60,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = REPO_ROOT / "tuik8s"
 LAB_DIR = REPO_ROOT / "lab"
 ENTRYPOINT = LAB_DIR / "node-entrypoint.sh"
+HOST_HAS_MODULES = Path("/lib/modules").is_dir()  # nodes see it read-only, as kind's do
 
 
 def cache_dir() -> Path:
@@ -167,7 +169,7 @@ def _last_line(text: str | bytes | None) -> str:
 
 
 async def run(
-    *cmd: str | os.PathLike[str], input: bytes | None = None, timeout: float | None = None,
+    *cmd: str | os.PathLike[str], input: bytes | None = None, within: float | None = None,
     what: str | None = None, env: dict[str, str] | None = None, cwd: Path | None = None,
 ) -> str:
     """Run a command; its stdout, or `LabError` naming it with its last stderr line."""
@@ -181,14 +183,14 @@ async def run(
     except FileNotFoundError:
         raise LabError(f"{argv[0]} is not installed") from None
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             out, err = await proc.communicate(input)
     except BaseException as e:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await asyncio.shield(proc.wait())
         if isinstance(e, TimeoutError):
-            raise LabError(f"{what}: no answer within {timeout:g}s") from None
+            raise LabError(f"{what}: no answer within {within:g}s") from None
         raise
     if proc.returncode != 0:
         reason = _last_line(err) or _last_line(out) or f"exit status {proc.returncode}"
@@ -235,8 +237,8 @@ def _whales() -> Any:
 
 async def whales(call: Callable[..., T], *args: Any, what: str = "docker", **kwargs: Any) -> T:
     """A python-on-whales call off the event loop, its failure as one line."""
+    from python_on_whales.client_config import ClientNotFoundError
     from python_on_whales.exceptions import DockerException
-    from python_on_whales.utils import ClientNotFoundError
 
     try:
         return await asyncio.to_thread(call, *args, **kwargs)
@@ -251,14 +253,14 @@ async def check_engine() -> None:
     if shutil.which("docker") is None:
         raise LabError("no docker CLI: run scripts/docker-engine (or install Docker) first")
     try:
-        await run("docker", "version", "--format", "{{.Server.Version}}", timeout=20, what="docker version")
+        await run("docker", "version", "--format", "{{.Server.Version}}", within=20, what="docker version")
     except LabError:
         raise LabError("no Docker engine answers: start one with scripts/docker-engine") from None
 
 
 async def image_id(image: str) -> str | None:
     try:
-        out = await run("docker", "image", "inspect", "--format", "{{.Id}}", image, timeout=30)
+        out = await run("docker", "image", "inspect", "--format", "{{.Id}}", image, within=30)
     except LabError:
         return None
     return out.strip() or None
@@ -267,7 +269,7 @@ async def image_id(image: str) -> str | None:
 async def image_label(image: str, label: str) -> str | None:
     try:
         out = await run("docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{label}"}}}}', image,
-                        timeout=30)
+                        within=30)
     except LabError:
         return None
     value = out.strip()
@@ -383,7 +385,7 @@ class ImageBuilder:
     async def _busybox_binary(self) -> Path:
         """Debian's static busybox: the installed one, or the package fetched with apt."""
         with contextlib.suppress(LabError):
-            owner = await run("dpkg-query", "-S", "/bin/busybox", timeout=30)
+            owner = await run("dpkg-query", "-S", "/bin/busybox", within=30)
             if owner.startswith("busybox-static:"):
                 return Path("/bin/busybox")
         extracted = self.cache / "busybox-static" / "bin" / "busybox"
@@ -391,7 +393,7 @@ class ImageBuilder:
             return extracted
         work = self._tmpdir("busybox-")
         try:
-            await run("apt-get", "download", "busybox-static", timeout=300, cwd=work,
+            await run("apt-get", "download", "busybox-static", within=300, cwd=work,
                       what="apt-get download busybox-static")
             debs = sorted(work.glob("busybox-static_*.deb"))
             if not debs:
@@ -452,9 +454,9 @@ class ImageBuilder:
             raise LabError("debootstrap is not installed and there is no apt-get to install it")
         self.say("installing debootstrap")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        await run("apt-get", "update", "-qq", timeout=600, env=env, what="apt-get update")
+        await run("apt-get", "update", "-qq", within=600, env=env, what="apt-get update")
         await run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap",
-                  timeout=600, env=env, what="apt-get install debootstrap")
+                  within=600, env=env, what="apt-get install debootstrap")
 
     async def _debootstrap(self, tarball: Path) -> None:
         await self._need_root("building tuik8s/base")
@@ -464,11 +466,11 @@ class ImageBuilder:
             self.say(f"debootstrap {DEBIAN_SUITE} (minbase) into {root}: about a minute")
             await run(
                 "debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", DEBIAN_SUITE, root,
-                DEBIAN_MIRROR, timeout=1800, what="debootstrap",
+                DEBIAN_MIRROR, within=1800, what="debootstrap",
             )
             tarball.parent.mkdir(parents=True, exist_ok=True)
             part = tarball.with_suffix(".part")
-            await run("tar", "--numeric-owner", "-C", root, "-cf", part, ".", timeout=600, what="tar of the rootfs")
+            await run("tar", "--numeric-owner", "-C", root, "-cf", part, ".", within=600, what="tar of the rootfs")
             part.replace(tarball)
         finally:
             await asyncio.to_thread(shutil.rmtree, root, True)
@@ -497,18 +499,16 @@ class ImageBuilder:
             return target
         self.say("collecting the Python wheels for the node image")
         part = Path(str(target) + ".part")
-        await asyncio.to_thread(shutil.rmtree, part, True)
-        part.mkdir(parents=True)
-        (part / "requirements.txt").write_text("\n".join(requirements) + "\n")
-        (part / "constraints.txt").write_text("\n".join(constraints) + "\n")
+        await asyncio.to_thread(_fresh_dir, part, {
+            "requirements.txt": "\n".join(requirements) + "\n",
+            "constraints.txt": "\n".join(constraints) + "\n",
+        })
         await run(
             sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
             "--wheel-dir", part, "-r", part / "requirements.txt", "-c", part / "constraints.txt",
-            timeout=1800, what="pip wheel (the node's Python dependencies)",
+            within=1800, what="pip wheel (the node's Python dependencies)",
         )
-        (part / ".complete").touch()
-        await asyncio.to_thread(shutil.rmtree, target, True)
-        part.replace(target)
+        await asyncio.to_thread(_publish_dir, part, target)
         return target
 
     async def build_node(self) -> None:
@@ -520,7 +520,7 @@ class ImageBuilder:
         (apt_cache / "partial").mkdir(parents=True, exist_ok=True)
         root = self._tmpdir("node-")
         try:
-            await run("tar", "--numeric-owner", "-C", root, "-xf", self.rootfs_tarball, timeout=600,
+            await run("tar", "--numeric-owner", "-C", root, "-xf", self.rootfs_tarball, within=600,
                       what="unpacking the base rootfs")
             policy = root / "usr" / "sbin" / "policy-rc.d"
             policy.write_text("#!/bin/sh\n# no services start while the image is built\nexit 101\n")
@@ -538,7 +538,7 @@ class ImageBuilder:
                 "unshare", "--mount", "--propagation", "private", "sh", "-ec",
                 'mount -t proc proc "$1/proc"; mount --bind "$2" "$1/var/cache/apt/archives"; '
                 'mount --bind "$3" "$1/tmp/wheels"; exec chroot "$1" /bin/sh -ec "$4"',
-                "sh", root, apt_cache, wheels, script, timeout=1800, what="installing the node's packages",
+                "sh", root, apt_cache, wheels, script, within=1800, what="installing the node's packages",
             )
             policy.unlink()
             resolv.write_text("")
@@ -582,6 +582,19 @@ python3 -m venv {venv}
 """
 
 
+def _fresh_dir(path: Path, files: dict[str, str]) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    for name, text in files.items():
+        (path / name).write_text(text)
+
+
+def _publish_dir(part: Path, target: Path) -> None:
+    (part / ".complete").touch()
+    shutil.rmtree(target, ignore_errors=True)
+    part.replace(target)
+
+
 def runtime_requirements() -> list[str]:
     """The project's runtime dependencies (no extras), as declared."""
     try:
@@ -594,7 +607,7 @@ def runtime_requirements() -> list[str]:
 def installed_constraints() -> list[str]:
     pins: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.metadata["Name"]
         if name and name.lower() != "tuik8s":
             pins[name.lower()] = f"{name}=={dist.version}"
     return sorted(pins.values())
@@ -675,6 +688,8 @@ class DockerNodeProvider:
         self.say: Say = say or (lambda line: log.info("%s", line))
         self.builder = builder or ImageBuilder(say=self.say)
         self.preload = tuple(preload)
+        # called once the network exists: can nodes reach the API server at its gateway?
+        self.api_check: Callable[[LabNetwork], Awaitable[None]] | None = None
 
     # ---- naming and state on disk ----------------------------------------------------
 
@@ -713,7 +728,7 @@ class DockerNodeProvider:
     async def _network_subnet(self) -> str | None:
         try:
             out = await run("docker", "network", "inspect", "--format",
-                            "{{range .IPAM.Config}}{{.Subnet}} {{end}}", self.network_name, timeout=30)
+                            "{{range .IPAM.Config}}{{.Subnet}} {{end}}", self.network_name, within=30)
         except LabError:
             return None
         subnets = out.split()
@@ -721,11 +736,11 @@ class DockerNodeProvider:
 
     async def _free_index(self) -> int:
         """Cluster "default" is 0; any other takes the lowest index no docker network uses."""
-        out = await run("docker", "network", "ls", "-q", timeout=30)
+        out = await run("docker", "network", "ls", "-q", within=30)
         used: set[ipaddress.IPv4Network] = set()
         if out.split():
             subnets = await run("docker", "network", "inspect", "--format",
-                                "{{range .IPAM.Config}}{{.Subnet}} {{end}}", *out.split(), timeout=30)
+                                "{{range .IPAM.Config}}{{.Subnet}} {{end}}", *out.split(), within=30)
             for s in subnets.split():
                 with contextlib.suppress(ValueError):
                     net = ipaddress.ip_network(s, strict=False)
@@ -751,10 +766,10 @@ class DockerNodeProvider:
     async def _containers(self) -> list[dict[str, Any]]:
         """`docker inspect` of every node container of this cluster."""
         ids = (await run("docker", "ps", "-aq", "--no-trunc", "--filter", f"label={CLUSTER_LABEL}={self.cluster}",
-                         timeout=30)).split()
+                         within=30)).split()
         if not ids:
             return []
-        return list(json.loads(await run("docker", "inspect", *ids, timeout=30)))
+        return list(json.loads(await run("docker", "inspect", *ids, within=30)))
 
     def _machine(self, c: dict[str, Any], runtime_ready: bool | None = None) -> NodeMachine:
         labels = (c.get("Config") or {}).get("Labels") or {}
@@ -774,7 +789,7 @@ class DockerNodeProvider:
     async def runtime_ready(self, node: str) -> bool:
         try:
             await run("docker", "exec", self.container_name(node), "docker", "version", "--format",
-                      "{{.Server.Version}}", timeout=10)
+                      "{{.Server.Version}}", within=10)
         except LabError:
             return False
         return True
@@ -825,7 +840,7 @@ class DockerNodeProvider:
                 "docker", "network", "create", "--driver", "bridge", "--internal",
                 "--subnet", net.subnet, "--gateway", net.gateway,
                 "--label", f"{CLUSTER_LABEL}={self.cluster}", net.name,
-                timeout=60, what=f"docker network create {net.name}",
+                within=60, what=f"docker network create {net.name}",
             )
             if undo is not None:
                 undo.add(f"network {net.name}", lambda: self._remove_network(net))
@@ -838,7 +853,7 @@ class DockerNodeProvider:
         return net
 
     async def _bridge(self, net: LabNetwork) -> str:
-        out = await run("docker", "network", "inspect", "--format", "{{.Id}}", net.name, timeout=30)
+        out = await run("docker", "network", "inspect", "--format", "{{.Id}}", net.name, within=30)
         return "br-" + out.strip()[:12]
 
     async def _up(self, n: int, undo: _Undo) -> list[NodeMachine]:
@@ -848,6 +863,8 @@ class DockerNodeProvider:
             self.say(f"building {', '.join(missing)}")
             await self.builder.build(missing)
         net = await self.ensure_network(undo)
+        if self.api_check is not None:
+            await self.api_check(net)
         existing = {m.name: m for m in await self.nodes()}
         wanted = [node_name(i) for i in range(1, n + 1)]
         create = [name for name in wanted if name not in existing]
@@ -866,7 +883,7 @@ class DockerNodeProvider:
         for name in all_nodes:
             num = node_number(name)
             if num is not None and await _host_route(net.pod_cidr(num), net.node_ip(num), net):
-                undo.add(f"host route to {name}", lambda num=num: _del_host_route(net.pod_cidr(num)))
+                undo.add(f"host route to {name}", functools.partial(_del_host_route, net.pod_cidr(num)))
         changed = create + start
         await asyncio.gather(*(self._wait_runtime(name) for name in changed))
         await self._apply_routes([name for name in all_nodes if name not in changed])
@@ -885,9 +902,9 @@ class DockerNodeProvider:
 
     def _write_credentials(self, net: LabNetwork, name: str) -> None:
         """The kubelet's credentials: the admin token for now (per-node tokens later), the CA."""
-        from tuik8s.client.kubeconfig import build_kubeconfig
-
         import yaml
+
+        from tuik8s.client.kubeconfig import build_kubeconfig
 
         assert self.api is not None
         d = self.lab_dir / "nodes" / name
@@ -910,7 +927,7 @@ class DockerNodeProvider:
             (str(self.lab_dir / "nodes" / name), "/etc/tuik8s/node", "ro"),
             (str(self.lab_dir / "shared"), "/etc/tuik8s/lab", "ro"),
         ]
-        if Path("/lib/modules").is_dir():
+        if HOST_HAS_MODULES:
             volumes.append(("/lib/modules", "/lib/modules", "ro"))
         envs = {
             "TUIK8S_NODE_NAME": name,
@@ -934,8 +951,8 @@ class DockerNodeProvider:
             what=f"docker run {container}",
         )
 
-    async def _wait_runtime(self, name: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def _wait_runtime(self, name: str, within: float = 60.0) -> None:
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             if await self.runtime_ready(name):
                 return
@@ -944,12 +961,12 @@ class DockerNodeProvider:
                 logs = await _container_log_tail(self.container_name(name))
                 raise LabError(f"{name} stopped while starting ({state}){': ' + logs if logs else ''}")
             await asyncio.sleep(0.2)
-        raise LabError(f"the Docker engine in {name} did not answer within {timeout:g}s "
+        raise LabError(f"the Docker engine in {name} did not answer within {within:g}s "
                        f"(docker exec {self.container_name(name)} cat /var/log/dockerd.log)")
 
     async def _state(self, name: str) -> str:
         try:
-            out = await run("docker", "inspect", "--format", "{{.State.Status}}", self.container_name(name), timeout=30)
+            out = await run("docker", "inspect", "--format", "{{.State.Status}}", self.container_name(name), within=30)
         except LabError:
             return "missing"
         return out.strip()
@@ -958,7 +975,7 @@ class DockerNodeProvider:
         """Running nodes re-read the routes file (new peers); started ones read it themselves."""
         running = [m.name for m in await self.nodes() if m.state == "running" and m.name in set(names)]
         await asyncio.gather(*(run("docker", "exec", self.container_name(name), NODE_ENTRYPOINT, "routes",
-                                   timeout=30, what=f"routes on {name}") for name in running))
+                                   within=30, what=f"routes on {name}") for name in running))
 
     # ---- images on nodes --------------------------------------------------------------
 
@@ -992,7 +1009,7 @@ class DockerNodeProvider:
             work = self.builder._tmpdir("save-")
             try:
                 archive = work / "images.tar"
-                await run("docker", "save", "-o", archive, *to_save, timeout=600, what=f"docker save {' '.join(to_save)}")
+                await run("docker", "save", "-o", archive, *to_save, within=600, what=f"docker save {' '.join(to_save)}")
                 await asyncio.gather(*(self._load_into(name, archive) for name, lst in need.items() if lst))
             finally:
                 shutil.rmtree(work, ignore_errors=True)
@@ -1007,7 +1024,7 @@ class DockerNodeProvider:
         for image in images:
             try:
                 out = await run("docker", "exec", self.container_name(node), "docker", "image", "inspect",
-                                "--format", "{{.Id}}", image, timeout=30)
+                                "--format", "{{.Id}}", image, within=30)
             except LabError:
                 continue
             found[image] = out.strip()
@@ -1065,7 +1082,7 @@ class DockerNodeProvider:
     async def _remove_container(self, container: str) -> None:
         # -v: the node's anonymous /var/lib/docker volume goes with it
         with contextlib.suppress(LabError):
-            await run("docker", "rm", "-f", "-v", container, timeout=120, what=f"docker rm {container}")
+            await run("docker", "rm", "-f", "-v", container, within=120, what=f"docker rm {container}")
 
     async def _remove_network(self, net: LabNetwork) -> None:
         for cidr in await host_routes(net):
@@ -1074,7 +1091,7 @@ class DockerNodeProvider:
             bridge = await self._bridge(net)
             while await _host_rule(bridge, "-C", self.cluster):
                 await _host_rule(bridge, "-D", self.cluster)
-            await run("docker", "network", "rm", net.name, timeout=60, what=f"docker network rm {net.name}")
+            await run("docker", "network", "rm", net.name, within=60, what=f"docker network rm {net.name}")
 
 
 async def _false() -> bool:
@@ -1106,7 +1123,7 @@ def _write_atomic(path: Path, text: str, mode: int) -> None:
 
 async def host_routes(net: LabNetwork) -> dict[str, str]:
     """Host routes into this cluster's pod CIDRs: {cidr: via}."""
-    out = await run("ip", "-4", "route", "show", "root", net.cluster_cidr, timeout=10)
+    out = await run("ip", "-4", "route", "show", "root", net.cluster_cidr, within=10)
     routes: dict[str, str] = {}
     for line in out.splitlines():
         parts = line.split()
@@ -1119,13 +1136,13 @@ async def _host_route(cidr: str, via: str, net: LabNetwork) -> bool:
     """Route `cidr` via a node; True if this call added it."""
     if (await host_routes(net)).get(cidr) == via:
         return False
-    await run("ip", "route", "replace", cidr, "via", via, timeout=10, what=f"ip route replace {cidr}")
+    await run("ip", "route", "replace", cidr, "via", via, within=10, what=f"ip route replace {cidr}")
     return True
 
 
 async def _del_host_route(cidr: str) -> None:
     with contextlib.suppress(LabError):
-        await run("ip", "route", "del", cidr, timeout=10)
+        await run("ip", "route", "del", cidr, within=10)
 
 
 async def _host_rule(bridge: str, op: str, cluster: str, *, check: bool = False) -> bool:
@@ -1137,7 +1154,7 @@ async def _host_rule(bridge: str, op: str, cluster: str, *, check: bool = False)
         cmd.append("1")
     cmd += ["-i", bridge, "-o", bridge, "-m", "comment", "--comment", f"tuik8s-{cluster}", "-j", "ACCEPT"]
     try:
-        await run(*cmd, timeout=20, what=f"iptables {op} DOCKER-USER")
+        await run(*cmd, within=20, what=f"iptables {op} DOCKER-USER")
     except LabError:
         if check:
             raise
