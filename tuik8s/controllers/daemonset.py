@@ -817,8 +817,9 @@ class DaemonSetController(Controller):
                 await self._cleanup_history(ds, old, node_to_pods)
             except ClientError as e:
                 error = e  # still write the status, as upstream does, then retry
-        node_to_pods = group_by_node(self._owned_pods(ds))
-        delay = await self._update_status(ds, nodes, node_to_pods, hash_, generation, observed)
+        # pods that finished and are being deleted no longer stand for their node
+        counted = [p for p in self._owned_pods(ds) if not (is_deleting(p) and _status(p).get("phase") in ("Succeeded", "Failed"))]
+        delay = await self._update_status(ds, nodes, group_by_node(counted), hash_, generation, observed)
         if delay is not None:
             again.append(delay)
         if error is not None:
