@@ -2,7 +2,9 @@
 
 Use the module-scoped `hollow` fixture for three Ready nodes on the module's `server`::
 
-    from tests.integration.hollow_fixtures import hollow  # noqa: F401  (the fixture)
+    from tests.integration import hollow_fixtures
+
+    hollow = hollow_fixtures.hollow  # the fixture, under the name tests ask for
 
     def test_something(server, hollow):
         ...  # hollow.names == ["hollow-0", "hollow-1", "hollow-2"], all Ready

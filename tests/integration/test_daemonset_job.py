@@ -1,7 +1,7 @@
 """DaemonSets and Jobs on a real `tuik8s server` with hollow nodes, seen through kubectl.
 
-The nodes are hollow kubelets (`python -m tuik8s.nodes.hollow`): real Nodes with Leases
-and status that run the pods bound to them. The default scheduler binds the pods. A Job's
+The nodes are hollow kubelets (`tests/integration/hollow_fixtures.py`): real Nodes with
+Leases and status that run the pods bound to them. The default scheduler binds the pods. A Job's
 pods end on their own through the hollow annotations `tuik8s.io/hollow-exit-code` and
 `tuik8s.io/hollow-run-seconds`.
 
@@ -13,57 +13,25 @@ wide`, `kubectl rollout status ds/...` finishing, `kubectl get jobs` showing COM
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import RunningServer, wait_for
+from tests.integration.hollow_fixtures import start_hollow
 
 NODES = ("dsj-0", "dsj-1")
 
 
-def start_hollow(server: RunningServer, log: Path, *args: str) -> subprocess.Popen:
-    with log.open("a") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tuik8s.nodes.hollow", "--kubeconfig", str(server.kubeconfig),
-             "--start-delay", "0.05", *args],
-            stdout=subprocess.DEVNULL, stderr=err, text=True,
-        )
-
-
-def stop_hollow(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def ready_nodes(server: RunningServer) -> set[str]:
-    ready = set()
-    for n in server.kubectl_json("get", "nodes")["items"]:
-        conds = {c["type"]: c["status"] for c in n["status"].get("conditions") or []}
-        if conds.get("Ready") == "True":
-            ready.add(n["metadata"]["name"])
-    return ready
-
-
 @pytest.fixture(scope="module")
 def cluster(server: RunningServer) -> Iterator[RunningServer]:
-    proc = start_hollow(server, server.data_dir / "hollow.log", "--nodes", "2", "--name-prefix", "dsj-")
+    nodes = start_hollow(server, 2, "dsj-")
     try:
-        wait_for(lambda: set(NODES) <= ready_nodes(server), timeout=30)
         yield server
     finally:
-        stop_hollow(proc)
+        nodes.stop()
 
 
 def kubectl(server: RunningServer, *args: str, input: str | None = None) -> str:
@@ -172,13 +140,13 @@ def test_a_node_that_joins_gets_a_daemon_pod(cluster: RunningServer) -> None:
     ns = namespace(cluster, "ds-join")
     kubectl(cluster, "apply", "-f", "-", input=daemonset("agent", ns))
     wait_for(lambda: running_by_node(cluster, ns) == Counter(NODES), timeout=20)
-    late = start_hollow(cluster, cluster.data_dir / "hollow-late.log", "--nodes", "1", "--name-prefix", "dsj-late-", "--delete-on-exit")
+    late = start_hollow(cluster, 1, "dsj-late-", "--delete-on-exit")
     try:
         wait_for(lambda: running_by_node(cluster, ns) == Counter({*NODES, "dsj-late-0"}), timeout=30)
         status = cluster.kubectl_json("get", "ds", "agent", "-n", ns)["status"]
         assert status["desiredNumberScheduled"] == 3
     finally:
-        stop_hollow(late)
+        late.stop()
     # the node left: the DaemonSet no longer wants a pod there
     wait_for(lambda: cluster.kubectl_json("get", "ds", "agent", "-n", ns)["status"]["desiredNumberScheduled"] == 2, timeout=20)
 

@@ -13,14 +13,11 @@ import ipaddress
 import json
 import time
 
+from tests.integration import hollow_fixtures
 from tests.integration.conftest import RunningServer, wait_for
-from tests.integration.hollow_fixtures import (  # noqa: F401  (hollow is a fixture)
-    NO_SCHEDULER,
-    HollowProcess,
-    bind,
-    hollow,
-    start_hollow,
-)
+from tests.integration.hollow_fixtures import NO_SCHEDULER, HollowProcess, bind, start_hollow
+
+hollow = hollow_fixtures.hollow  # the fixture: three Ready hollow nodes
 
 
 def make_pod(server: RunningServer, name: str, *, restart: str = "Always", annotations: dict | None = None,
@@ -48,7 +45,7 @@ def conditions(obj: dict) -> dict[str, dict]:
 def test_nodes_register_ready_with_capacity_like_a_kubelet(server: RunningServer, hollow: HollowProcess):
     out = server.kubectl("get", "nodes", check=True).stdout
     for name in hollow.names:
-        line = next(l for l in out.splitlines() if l.startswith(name + " "))
+        line = next(row for row in out.splitlines() if row.startswith(name + " "))
         assert " Ready " in line and "v1.32.0-tuik8s" in line
     nodes = {n["metadata"]["name"]: n for n in server.kubectl_json("get", "nodes")["items"]}
     cidrs = set()

@@ -417,7 +417,7 @@ def test_deployment_runs_and_scales_with_kubectl(server: RunningServer, kubelets
 
 def test_rollout_restart_with_max_unavailable_0_never_drops_below_6_ready(server: RunningServer, kubelets: FakeKubelets) -> None:
     ns = namespace(server, "restart")
-    strategy = "  strategy:\n    type: RollingUpdate\n    rollingUpdate: {maxUnavailable: 1, maxSurge: 2}\n"
+    strategy = "  strategy:\n    type: RollingUpdate\n    rollingUpdate: {maxUnavailable: 0, maxSurge: 2}\n"
     server.kubectl("apply", "-f", "-", input=deployment_yaml(ns, strategy=strategy), check=True)
     rollout_status(server, ns, "web")
     wait_for(lambda: len(running_ready(server, ns, "web")) == 6, timeout=20)
@@ -429,7 +429,6 @@ def test_rollout_restart_with_max_unavailable_0_never_drops_below_6_ready(server
         wait_for(lambda: len(live(pods_of(server, ns, "web"))) == 6, timeout=20)
     assert 'deployment "web" successfully rolled out' in out
     assert len(sampler.samples) > 20  # every pod change of the rollout
-    print("SAMPLES", sampler.samples)
     assert min(sampler.samples) >= 6, sampler.samples
     after = live(pods_of(server, ns, "web"))
     assert len(after) == 6 and not before & {p["metadata"]["name"] for p in after}
@@ -580,6 +579,26 @@ def test_revision_history_limit_deletes_the_oldest_replica_sets(server: RunningS
         return sorted(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] for rs in server.kubectl_json("get", "rs", "-n", ns)["items"])
 
     wait_for(lambda: revisions() == ["3", "4"], timeout=10)
+
+
+def test_a_hash_collision_bumps_the_collision_count(server: RunningServer, kubelets: FakeKubelets) -> None:
+    ns = namespace(server, "collision")
+    server.kubectl("apply", "-f", "-", input=deployment_yaml(ns, replicas=2), check=True)
+    rollout_status(server, ns, "web")
+    (taken,) = [rs["metadata"]["name"] for rs in server.kubectl_json("get", "rs", "-n", ns)["items"]]
+    # leave the ReplicaSet behind with another template under the name the template hashes to
+    server.kubectl("delete", "deploy/web", "-n", ns, "--cascade=orphan", check=True)
+    wait_for(lambda: not server.kubectl_json("get", "rs", taken, "-n", ns)["metadata"].get("ownerReferences"), timeout=10)
+    server.kubectl("set", "image", f"rs/{taken}", "-n", ns, "web=nginx:9", check=True)
+    server.kubectl("apply", "-f", "-", input=deployment_yaml(ns, replicas=2), check=True)
+    rollout_status(server, ns, "web")
+    d = server.kubectl_json("get", "deploy", "web", "-n", ns)
+    assert d["status"]["collisionCount"] == 1
+    rs_list = {rs["metadata"]["name"]: rs for rs in server.kubectl_json("get", "rs", "-n", ns)["items"]}
+    assert taken in rs_list and len(rs_list) == 2
+    assert rs_list[taken]["spec"]["replicas"] == 0  # adopted as an old ReplicaSet and scaled down
+    assert all(rs["metadata"]["ownerReferences"][0]["uid"] == d["metadata"]["uid"] for rs in rs_list.values())
+    wait_for(lambda: images(running_ready(server, ns, "web")) == {"nginx:1.27"} and len(live(pods_of(server, ns, "web"))) == 2, timeout=20)
 
 
 def test_deleting_a_deployment_removes_its_replica_sets_and_pods(server: RunningServer, kubelets: FakeKubelets) -> None:

@@ -586,11 +586,16 @@ class Resources:
                     meta["finalizers"] = finalizers
                 return current
             if finalizers:
-                changed = finalizers != (meta.get("finalizers") or []) or not already
+                # nothing left to wait for but the finalizers: grace is over
+                changed = (
+                    finalizers != (meta.get("finalizers") or [])
+                    or not already
+                    or meta.get("deletionGracePeriodSeconds") != 0
+                )
                 meta["finalizers"] = finalizers
                 if not already:
                     meta["deletionTimestamp"] = now_rfc3339()
-                    meta["deletionGracePeriodSeconds"] = 0
+                meta["deletionGracePeriodSeconds"] = 0
                 return current if changed else UNCHANGED_OBJECT
             return DELETE
 
@@ -706,8 +711,9 @@ def _ready_to_delete(info: ResourceInfo, obj: dict[str, Any]) -> bool:
     if info.key == "namespaces":
         return not (obj.get("spec") or {}).get("finalizers")
     if info.key == "pods":
-        # a pod on a node goes only when its kubelet deletes it with grace 0
-        return False
+        # a pod still in its grace period goes only when its kubelet deletes it with
+        # grace 0; once grace is over, the last finalizer leaving deletes it
+        return int(meta.get("deletionGracePeriodSeconds") or 0) == 0
     return True
 
 

@@ -72,6 +72,9 @@ class Strategy:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
+        _drop_empty_meta(obj)
+        if info.key == "daemonsets.apps":
+            _annotate(obj, _DS_TEMPLATE_GENERATION, "1")
         if info.key in _RESET_STATUS_ON_CREATE:
             obj["status"] = {}
         if info.key == "pods":
@@ -150,6 +153,7 @@ class Strategy:
     def prepare_update(self, info: ResourceInfo, new: dict[str, Any], old: dict[str, Any]) -> None:
         """A write to the main resource: status and system metadata stay as stored."""
         _keep_system_meta(new, old)
+        _drop_empty_meta(new)
         if info.has_status and info.key not in ("namespaces",):
             if "status" in old:
                 new["status"] = copy.deepcopy(old["status"])
@@ -169,6 +173,10 @@ class Strategy:
             if any(new.get(f) != old.get(f) for f in info.spec_fields):
                 gen += 1
             new["metadata"]["generation"] = gen
+        if info.key == "daemonsets.apps":
+            old_gen = ((old.get("metadata") or {}).get("annotations") or {}).get(_DS_TEMPLATE_GENERATION, "1")
+            template_changed = (new.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template")
+            _annotate(new, _DS_TEMPLATE_GENERATION, str(new["metadata"]["generation"]) if template_changed else old_gen)
 
     def prepare_status_update(self, info: ResourceInfo, new: dict[str, Any], old: dict[str, Any]) -> None:
         """A write to /status: only status changes (upstream ResetObjectMetaForStatus)."""
@@ -184,6 +192,25 @@ class Strategy:
             result["metadata"]["resourceVersion"] = rv
         new.clear()
         new.update(result)
+
+
+_DS_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
+
+def _annotate(obj: dict[str, Any], key: str, value: str) -> None:
+    meta = obj["metadata"]
+    if not isinstance(meta.get("annotations"), dict):
+        meta["annotations"] = {}
+    meta["annotations"][key] = value
+
+
+def _drop_empty_meta(obj: dict[str, Any]) -> None:
+    """Empty lists and maps in metadata are omitted, as Go's omitempty does upstream."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        for key in ("finalizers", "ownerReferences", "labels", "annotations"):
+            if key in meta and meta[key] in ([], {}, None):
+                del meta[key]
 
 
 def _keep_system_meta(new: dict[str, Any], old: dict[str, Any]) -> None:

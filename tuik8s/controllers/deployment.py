@@ -602,6 +602,7 @@ class DeploymentController(Controller):
             inf.add_index(NAMESPACE_INDEX, namespace_index)
         for inf in (self.replicasets, self.pods):
             inf.add_index(CONTROLLER_UID_INDEX, controller_uid_index)
+        self.replicasets.add_index(podutil.ORPHAN_INDEX, podutil.orphan_index)
         self.enqueue_handlers(self.deployments)
         self.replicasets.add_handler(self._rs_added, self._rs_updated, self._rs_deleted)
         self.pods.add_handler(on_delete=self._pod_deleted)
@@ -736,7 +737,7 @@ class _Sync:
         except SelectorError as e:
             log.warning("deployment %s has an invalid selector: %s", object_key(d), e)
             return None
-        candidates = self.c.replicasets.by_index(NAMESPACE_INDEX, str(meta(d).get("namespace")))
+        candidates = podutil.claim_candidates(self.c.replicasets, d)
         rs_list = await podutil.claim(
             self.client, "replicasets.apps", d, podutil.new_controller_ref(d, "apps/v1", "Deployment"),
             selector, candidates, self.can_adopt,

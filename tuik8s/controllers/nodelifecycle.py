@@ -282,6 +282,9 @@ class NodeLifecycleController(Controller):
         self._retry_not_ready: set[str] = set()
         self._scheduled: dict[str, float] = {}  # pod key -> when its eviction clock started
         self._orphans: dict[str, float] = {}  # pod key -> when first seen without its node
+        # Tainting waits for a whole health pass: a node queued early in a pass must not
+        # be tainted before the pass ends and finds every zone down (no evictions then).
+        self._pass_lock = asyncio.Lock()
 
         self.nodes.add_handler(self._node_added, self._node_updated, None)
         self.pods.add_handler(lambda p: self._pod_updated(None, p), self._pod_updated, self._pod_deleted)
@@ -502,6 +505,10 @@ class NodeLifecycleController(Controller):
 
     async def monitor_node_health(self) -> None:
         """One pass of upstream's monitorNodeHealth over the cached Nodes."""
+        async with self._pass_lock:
+            await self._monitor_pass()
+
+    async def _monitor_pass(self) -> None:
         nodes = self.nodes.list()
         names = {n["metadata"]["name"] for n in nodes}
         for node in nodes:
@@ -630,6 +637,12 @@ class NodeLifecycleController(Controller):
 
     async def noexecute_tainting_pass(self) -> None:
         """doNoExecuteTaintingPass: taint queued nodes as fast as each zone's limiter allows."""
+        if not any(zone.pending for zone in self._zones.values()):
+            return
+        async with self._pass_lock:
+            await self._taint_pending()
+
+    async def _taint_pending(self) -> None:
         for zone in list(self._zones.values()):
             while zone.pending:
                 name = next(iter(zone.pending))

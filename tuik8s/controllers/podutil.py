@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -30,12 +29,15 @@ import orjson
 from tuik8s.api.selectors import LabelSelector, selector_from_spec
 from tuik8s.client.client import ApiClient
 from tuik8s.client.errors import ApiError, is_not_found
+from tuik8s.client.informer import Informer
 
 Obj = dict[str, Any]
 
 HASH_LABEL = "pod-template-hash"
-# Informer index: the uid of an object's controller (the owner with controller: true).
+# Informer indexes: the uid of an object's controller (the owner with controller: true),
+# and the namespace of objects that have no controller (the ones up for adoption).
 CONTROLLER_UID_INDEX = "controller-uid"
+ORPHAN_INDEX = "orphans-by-namespace"
 
 _TERMINAL = ("Succeeded", "Failed")
 # rand.SafeEncodeString's alphabet: no vowels, no 0/1/3, so hashes never spell words.
@@ -120,7 +122,7 @@ def available_in(pod: Mapping[str, Any], min_ready_seconds: int, at: datetime) -
     if since is None:
         return 0.0
     left = (since - at).total_seconds() + min_ready_seconds
-    return 0.0 if left < 0 else left
+    return 0.0 if left < 0 else max(left, 0.001)
 
 
 def is_pod_available(pod: Mapping[str, Any], min_ready_seconds: int, at: datetime) -> bool:
@@ -147,6 +149,20 @@ def controller_uid_index(obj: Obj) -> list[str]:
     """Index function for CONTROLLER_UID_INDEX."""
     ref = controller_ref(obj)
     return [str(ref["uid"])] if ref and ref.get("uid") else []
+
+
+def orphan_index(obj: Obj) -> list[str]:
+    """Index function for ORPHAN_INDEX."""
+    ns = meta(obj).get("namespace")
+    return [str(ns)] if ns and controller_ref(obj) is None else []
+
+
+def claim_candidates(informer: Informer, owner: Mapping[str, Any]) -> list[Obj]:
+    """What `owner` may claim from a cache with both indexes: its children and the orphans
+    of its namespace, without looking at every object of the namespace."""
+    m = meta(owner)
+    owned = informer.by_index(CONTROLLER_UID_INDEX, str(m.get("uid")))
+    return [*owned, *informer.by_index(ORPHAN_INDEX, str(m.get("namespace")))]
 
 
 def new_controller_ref(owner: Mapping[str, Any], api_version: str, kind: str) -> Obj:
@@ -287,11 +303,3 @@ def equal_ignore_hash(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) 
         return _semantic(t)
 
     return bool(strip(a) == strip(b))
-
-
-def seconds_until(at: datetime, when: datetime) -> float:
-    return max(0.0, (when - at).total_seconds())
-
-
-def ceil_seconds(value: float) -> int:
-    return int(math.ceil(value))

@@ -336,6 +336,7 @@ class ReplicaSetController(Controller):
         for inf in (self.replicasets, self.pods):
             inf.add_index(NAMESPACE_INDEX, namespace_index)
             inf.add_index(CONTROLLER_UID_INDEX, controller_uid_index)
+        self.pods.add_index(podutil.ORPHAN_INDEX, podutil.orphan_index)
         self.replicasets.add_handler(self._rs_added, self._rs_updated, self._rs_deleted)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
 
@@ -438,8 +439,7 @@ class ReplicaSetController(Controller):
         except SelectorError as e:
             log.warning("replicaset %s has an invalid selector: %s", key, e)
             return None
-        namespace = str(meta(rs).get("namespace"))
-        active = [p for p in self.pods.by_index(NAMESPACE_INDEX, namespace) if podutil.is_pod_active(p)]
+        active = [p for p in podutil.claim_candidates(self.pods, rs) if podutil.is_pod_active(p)]
         pods = await podutil.claim(
             self.client, "pods", rs, podutil.new_controller_ref(rs, "apps/v1", "ReplicaSet"),
             selector, active, lambda: self._can_adopt(rs),

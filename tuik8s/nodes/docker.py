@@ -91,6 +91,7 @@ NODE_PACKAGES = ("docker.io", "iptables", "iproute2", "procps", "conntrack", "py
 NODE_VENV = "/opt/tuik8s/venv"
 NODE_SRC = "/opt/tuik8s/src"
 NODE_ENTRYPOINT = "/usr/local/bin/tuik8s-node-entrypoint"
+NODE_LAB = "/opt/tuik8s/lab"  # the checkout's lab/ (read-only): lab/node-agent.py and friends
 RECIPE_LABEL = "tuik8s.recipe"
 
 # --- the lab network ------------------------------------------------------------------------
@@ -346,8 +347,12 @@ class ImageBuilder:
             if image not in wanted:
                 continue
             parent = PARENT.get(image)
-            if not rebuild and parent not in built and await image_id(image) is not None:
-                self._warn_if_stale(image, await image_label(image, RECIPE_LABEL))
+            recipe = await image_label(image, RECIPE_LABEL)
+            foreign = recipe is None and await image_id(image) is not None
+            if foreign:
+                self.say(f"{image} exists but was not built by the lab; replacing it")
+            elif not rebuild and parent not in built and await image_id(image) is not None:
+                self._warn_if_stale(image, recipe)
                 cold = (self.recorded_times().get(image) or {}).get("cold_seconds")
                 records.append(BuildRecord(image, False, cold_seconds=cold))
                 continue
@@ -414,7 +419,7 @@ class ImageBuilder:
             await asyncio.to_thread(_busybox_rootfs, tarball, binary, applets, LAB_DIR / "busybox")
             await whales(
                 _whales().image.import_, tarball, BUSYBOX_IMAGE, what=f"docker import {BUSYBOX_IMAGE}",
-                changes=["ENV PATH=/bin", 'CMD ["sh"]', f"LABEL {RECIPE_LABEL}=busybox-static"],
+                changes=["ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin", 'CMD ["sh"]', f"LABEL {RECIPE_LABEL}=busybox-static"],
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -468,6 +473,7 @@ class ImageBuilder:
                 "debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", DEBIAN_SUITE, root,
                 DEBIAN_MIRROR, within=1800, what="debootstrap",
             )
+            await asyncio.to_thread(_drop_apt_caches, root)
             tarball.parent.mkdir(parents=True, exist_ok=True)
             part = tarball.with_suffix(".part")
             await run("tar", "--numeric-owner", "-C", root, "-cf", part, ".", within=600, what="tar of the rootfs")
@@ -542,6 +548,7 @@ class ImageBuilder:
             )
             policy.unlink()
             resolv.write_text("")
+            await asyncio.to_thread(_drop_apt_caches, root)
             (root / "tmp" / "wheels").rmdir()
             for doc in ("usr/share/doc", "usr/share/man", "usr/share/info"):
                 await asyncio.to_thread(shutil.rmtree, root / doc, True)
@@ -578,8 +585,17 @@ apt-get install -y -qq --no-install-recommends {packages} >/dev/null
 rm -rf /var/lib/apt/lists/*
 python3 -m venv {venv}
 {venv}/bin/pip install --quiet --disable-pip-version-check --no-index --no-compile --find-links /tmp/wheels -r /tmp/wheels/requirements.txt -c /tmp/wheels/constraints.txt
-{venv}/bin/python -m compileall -q -j 0 {venv}/lib >/dev/null || true
+# bytecode ahead of time: the kubelet starts faster (the kubernetes client, which it does
+# not import, would double its size for nothing)
+{venv}/bin/python -m compileall -q -j 0 -x '/site-packages/(kubernetes|pip|setuptools)/' {venv}/lib >/dev/null || true
 """
+
+
+def _drop_apt_caches(root: Path) -> None:
+    """What apt keeps for its next run: package files and lists, rebuilt on demand."""
+    for pattern in ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_*"):
+        for path in root.glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def _fresh_dir(path: Path, files: dict[str, str]) -> None:
@@ -724,6 +740,9 @@ class DockerNodeProvider:
         self.lab_dir.mkdir(parents=True, exist_ok=True)
         state.write_text(json.dumps({"cluster": self.cluster, "index": index}) + "\n")
         return LabNetwork(self.cluster, index)
+
+    async def network_exists(self) -> bool:
+        return await self._network_subnet() is not None
 
     async def _network_subnet(self) -> str | None:
         try:
@@ -887,7 +906,8 @@ class DockerNodeProvider:
         changed = create + start
         await asyncio.gather(*(self._wait_runtime(name) for name in changed))
         await self._apply_routes([name for name in all_nodes if name not in changed])
-        await self.load_images(self.preload, changed)
+        # every wanted node, not only new ones: an image rebuilt since reaches them too
+        await self.load_images(self.preload, wanted)
         return await self.nodes()
 
     def _write_routes(self, net: LabNetwork, names: Iterable[str]) -> None:
@@ -924,6 +944,7 @@ class DockerNodeProvider:
             ("/sys/fs/cgroup", "/sys/fs/cgroup", "rw"),
             (str(PACKAGE_DIR), f"{NODE_SRC}/tuik8s", "ro"),
             (str(ENTRYPOINT), NODE_ENTRYPOINT, "ro"),
+            (str(LAB_DIR), NODE_LAB, "ro"),
             (str(self.lab_dir / "nodes" / name), "/etc/tuik8s/node", "ro"),
             (str(self.lab_dir / "shared"), "/etc/tuik8s/lab", "ro"),
         ]
@@ -1020,14 +1041,15 @@ class DockerNodeProvider:
         ]
 
     async def _node_image_ids(self, node: str, images: Sequence[str]) -> dict[str, str]:
+        """{image: ID} of the wanted images the node's engine has, in one exec."""
+        out = await run("docker", "exec", self.container_name(node), "docker", "images", "--no-trunc",
+                        "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", within=30, what=f"docker images on {node}")
+        have = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
         found: dict[str, str] = {}
         for image in images:
-            try:
-                out = await run("docker", "exec", self.container_name(node), "docker", "image", "inspect",
-                                "--format", "{{.Id}}", image, within=30)
-            except LabError:
-                continue
-            found[image] = out.strip()
+            ref = image if ":" in image.rsplit("/", 1)[-1] else f"{image}:latest"
+            if ref in have:
+                found[image] = have[ref]
         return found
 
     async def _load_into(self, node: str, archive: Path) -> None:

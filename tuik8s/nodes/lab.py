@@ -62,11 +62,21 @@ class ControlPlane:
         self.cluster = cluster
         self.data_dir = data_dir
         self.kubeconfig = data_dir / "kubeconfig"
+        self.port: int | None = None
 
     def server_hint(self, net: LabNetwork | None) -> str:
-        advertise = f" --advertise {net.gateway}" if net is not None else ""
-        cluster = f" --cluster {self.cluster}" if self.cluster != DEFAULT_CLUSTER else ""
-        return f"tuik8s server{cluster} --host 0.0.0.0{advertise}"
+        """The `tuik8s server` command line nodes can use."""
+        hint = "tuik8s server"
+        if self.cluster != DEFAULT_CLUSTER:
+            hint += f" --cluster {self.cluster}"
+        if self.data_dir != default_data_dir(self.cluster):
+            hint += f" --data-dir {self.data_dir}"
+        if self.port not in (None, 6443):
+            hint += f" --port {self.port}"
+        hint += " --host 0.0.0.0"
+        if net is not None:
+            hint += f" --advertise {net.gateway}"
+        return hint
 
     def endpoint(self, net: LabNetwork | None) -> tuple[str, ApiEndpoint]:
         """(the URL the host uses, what nodes need); `LabError` when there is no control plane."""
@@ -79,6 +89,7 @@ class ControlPlane:
             ca_pem = base64.b64decode(cluster["certificate-authority-data"])
             token = str(config["users"][0]["user"]["token"])
             port = int(server.rsplit(":", 1)[1].strip("/"))
+            self.port = port
         except FileNotFoundError:
             raise LabError(
                 f"no control plane for cluster {self.cluster} ({self.kubeconfig} is missing): "
@@ -245,7 +256,7 @@ async def lab_down(args: argparse.Namespace) -> int:
     await check_engine()
     provider = _provider(args)
     machines = await provider.nodes()
-    net = await provider.network()
+    had_network = await provider.network_exists()
     await provider.down()
     deleted: list[str] = []
     plane = ControlPlane(args.cluster, _data_dir(args))
@@ -255,7 +266,7 @@ async def lab_down(args: argparse.Namespace) -> int:
             deleted = await plane.delete_nodes(server, endpoint, [m.name for m in machines])
         except LabError:
             pass
-    if not machines and net is None:
+    if not machines and not had_network:
         print(f"lab {args.cluster}: nothing to remove")
         return 0
     extra = f"; deleted Node{'s' if len(deleted) != 1 else ''} {', '.join(deleted)}" if deleted else ""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
 
 from tuik8s.scheduler.framework import (
     Code,
@@ -119,7 +118,7 @@ class Algorithm:
             # the usual case once PreFilters skipped what cannot fail (NodeResourcesFit
             # alone): check nodes a batch at a time, a batch being what is still missing
             name, fn = filters[0]
-            many = getattr(self.framework.plugins[name], "filter_many", None) or _one_by_one(fn)
+            many = self.framework.batch_filter(name, pod)
             i = 0
             while i < n and len(feasible) < to_find:
                 batch = order[i : i + max(to_find - len(feasible), MIN_FILTER_BATCH)]
@@ -170,9 +169,3 @@ class Algorithm:
         pick = ties[0] if len(ties) == 1 else ties[self.rng.randrange(len(ties))]
         return nodes[pick].name
 
-
-def _one_by_one(fn: Any) -> Any:
-    def many(state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[Any]:
-        return [fn(state, pod, ni) for ni in nodes]
-
-    return many

@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from tuik8s.scheduler.framework import NodeInfo, PodInfo, Snapshot
+from tuik8s.scheduler.framework import NodeInfo, PodInfo, Snapshot, next_generation
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,17 @@ def is_terminal(pod: Obj) -> bool:
 def _uid(pod: Obj) -> str:
     meta = pod.get("metadata") or {}
     return str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
+
+
+def _footprint_changed(old: Obj, new: Obj) -> bool:
+    """Whether what the pod takes from its node (requests, host ports, owner) may differ."""
+    os_, ns_ = old.get("spec") or {}, new.get("spec") or {}
+    return (
+        os_.get("containers") != ns_.get("containers")
+        or os_.get("initContainers") != ns_.get("initContainers")
+        or os_.get("overhead") != ns_.get("overhead")
+        or (old.get("metadata") or {}).get("ownerReferences") != (new.get("metadata") or {}).get("ownerReferences")
+    )
 
 
 @dataclass
@@ -96,7 +107,7 @@ class Cache:
         # pods still bound there keep a placeholder, so a node that comes back counts them
         if ni.pods:
             ni.node = None
-            ni.generation += 1
+            ni.generation = next_generation()
         else:
             del self._nodes[name]
         for flagged in (self._unschedulable, self._tainted, self._prefer_tainted):
@@ -146,7 +157,7 @@ class Cache:
             return self._remove(uid)
         state = self._pods.get(uid)
         if state is not None and state.node == node_name:
-            if state.info.pod.get("spec") != pod.get("spec"):
+            if _footprint_changed(state.info.pod, pod):
                 state.info = PodInfo(pod)  # requests may have changed (in-place resize)
                 self._node(node_name).add_pod(state.info)
             else:

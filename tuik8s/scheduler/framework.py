@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -294,6 +295,13 @@ class PodInfo:
 # ---- nodes -----------------------------------------------------------------------------------
 
 
+_generations = itertools.count(1)
+
+
+def next_generation() -> int:
+    return next(_generations)
+
+
 def _allocatable(node: Obj) -> dict[str, int]:
     status = node.get("status") or {}
     alloc = status.get("allocatable") or status.get("capacity") or {}
@@ -305,8 +313,10 @@ class NodeInfo:
 
     `requested_*` are the sums of pod requests (what filtering compares with allocatable),
     `nz_*` the sums of non-zero requests (what scoring uses). Both change only through
-    `add_pod` / `remove_pod`, in O(1). `generation` moves on every change, so anything
-    derived from a node can tell whether it is stale.
+    `add_pod` / `remove_pod`, in O(1). `generation` changes on every change, to a number
+    no NodeInfo had before (one counter for all, as upstream's nextGeneration), so
+    anything remembered about "node X at generation G" can never be mistaken for a later
+    state of X, or for a node of the same name added again.
     """
 
     __slots__ = (
@@ -319,7 +329,7 @@ class NodeInfo:
 
     def __init__(self, name: str, node: Obj | None = None) -> None:
         self.name = name
-        self.generation = 0
+        self.generation = next_generation()
         self.pods: dict[str, PodInfo] = {}
         self.owner_counts: dict[str, int] = {}
         self.used_ports: dict[tuple[str, str, int], int] = {}
@@ -354,7 +364,7 @@ class NodeInfo:
         self.alloc_ephemeral = alloc.pop("ephemeral-storage", 0)
         self.alloc_scalars = alloc
         self.zone = self.labels.get(LABEL_ZONE, "")
-        self.generation += 1
+        self.generation = next_generation()
 
     def add_pod(self, pi: PodInfo) -> None:
         old = self.pods.get(pi.uid)
@@ -372,13 +382,13 @@ class NodeInfo:
             self.owner_counts[pi.owner] = self.owner_counts.get(pi.owner, 0) + 1
         for port in pi.ports:
             self.used_ports[port] = self.used_ports.get(port, 0) + 1
-        self.generation += 1
+        self.generation = next_generation()
 
     def remove_pod(self, uid: str) -> PodInfo | None:
         pi = self.pods.pop(uid, None)
         if pi is not None:
             self._subtract(pi)
-            self.generation += 1
+            self.generation = next_generation()
         return pi
 
     def _subtract(self, pi: PodInfo) -> None:

@@ -130,6 +130,10 @@ class SchedulingQueue:
     def __len__(self) -> int:
         return len(self._active) + len(self._backoff) + len(self._unschedulable)
 
+    def has_active(self) -> bool:
+        """Pods are waiting to be scheduled right now."""
+        return bool(self._active)
+
     def pending(self) -> dict[str, int]:
         return {"active": len(self._active), "backoff": len(self._backoff),
                 "unschedulable": len(self._unschedulable), "in-flight": len(self._in_flight)}

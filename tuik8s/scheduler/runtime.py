@@ -29,6 +29,7 @@ from tuik8s.scheduler.framework import (
     Snapshot,
     Status,
 )
+from tuik8s.scheduler.memo import NodeMemo
 from tuik8s.scheduler.plugins import DEFAULT_FILTERS, DEFAULT_SCORES, REGISTRY, Factory
 
 
@@ -73,6 +74,17 @@ class Framework:
             )
             for p, _ in self.score_plugins
         }
+        # answers of plugins that name what they depend on, kept per node (see memo.py)
+        self.score_memos: dict[str, NodeMemo] = {
+            p.name: NodeMemo(self._scorers[p.name][0])
+            for p, _ in self.score_plugins
+            if hasattr(p, "score_signature")
+        }
+        self.filter_memos: dict[str, NodeMemo] = {
+            p.name: NodeMemo(getattr(p, "filter_many", None) or _filter_one_by_one(p))
+            for p in self.filter_plugins
+            if hasattr(p, "filter_signature")
+        }
 
     # ---- events -----------------------------------------------------------------------
 
@@ -95,6 +107,16 @@ class Framework:
                 st.plugin = p.name
             return st
         return None
+
+    def batch_filter(self, name: str, pod: PodInfo) -> Any:
+        """`(state, pod, nodes) -> [Status | None]` for filter `name`, remembered if it can be."""
+        plugin = self.plugins[name]
+        memo = self.filter_memos.get(name)
+        if memo is not None:
+            signature = plugin.filter_signature(pod)
+            if signature is not None:
+                return lambda state, pod, nodes: memo.many(signature, state, pod, nodes)
+        return getattr(plugin, "filter_many", None) or _filter_one_by_one(plugin)
 
     def active_filters(self, state: CycleState) -> list[tuple[str, FilterFn]]:
         return [(p.name, p.filter) for p in self.filter_plugins if p.name not in state.skip_filter]
@@ -123,7 +145,12 @@ class Framework:
     def plugin_scores(self, p: ScorePlugin, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         """One plugin's scores for the nodes, normalized and checked to lie in 0..100."""
         many, normalize = self._scorers[p.name]
-        scores = many(state, pod, nodes)
+        memo = self.score_memos.get(p.name)
+        signature = p.score_signature(pod) if memo is not None else None  # type: ignore[attr-defined]
+        if signature is not None:
+            scores = memo.many(signature, state, pod, nodes)  # type: ignore[union-attr]
+        else:
+            scores = many(state, pod, nodes)
         if normalize is not None:
             normalize(state, pod, nodes, scores)
         if scores and (min(scores) < 0 or max(scores) > MAX_NODE_SCORE):
@@ -155,6 +182,15 @@ def _one_by_one(p: ScorePlugin) -> Any:
 
     def many(state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         return [score(state, pod, ni) for ni in nodes]
+
+    return many
+
+
+def _filter_one_by_one(p: FilterPlugin) -> Any:
+    fn = p.filter
+
+    def many(state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[Status | None]:
+        return [fn(state, pod, ni) for ni in nodes]
 
     return many
 

@@ -51,6 +51,7 @@ COMPONENT = "default-scheduler"
 REASON_UNSCHEDULABLE = "Unschedulable"  # v1.PodReasonUnschedulable
 REASON_SCHEDULER_ERROR = "SchedulerError"  # v1.PodReasonSchedulerError
 DEFAULT_BINDS_IN_FLIGHT = 64
+STATUS_WRITES_IN_FLIGHT = 16
 
 
 def queue_timings(timings: Timings) -> QueueTimings:
@@ -150,11 +151,13 @@ class Scheduler:
             timings or queue_timings(ctx.timings), plugins_for_event=self._event_plugins.__getitem__
         )
         self.max_binds_in_flight = max_binds_in_flight
-        self.events = EventSink(self._write_event)
+        self.events = EventSink(self._write_event, busy=self.queue.has_active)
         # per pod uid: the (reason, message) last reported, so a retry that fails the
         # same way writes nothing
         self._reported: dict[str, tuple[str, str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # a storm of unschedulable pods must not become a storm of concurrent patches
+        self._status_slots = asyncio.Semaphore(STATUS_WRITES_IN_FLIGHT)
         self.scheduled = 0
         self.bound = 0
         self.failed_attempts = 0
@@ -277,6 +280,11 @@ class Scheduler:
         self._spawn(self._set_unschedulable_condition(pod, reason, message))
 
     async def _set_unschedulable_condition(self, pod: PodInfo, reason: str, message: str) -> None:
+        async with self._status_slots:
+            await self._patch_unschedulable_condition(pod, reason, message)
+
+    async def _patch_unschedulable_condition(self, pod: PodInfo, reason: str, message: str) -> None:
+        # read when the write is due, not when it was asked for: the pod may be bound by now
         current = self.pods.get(pod.key) or pod.pod
         if _uid(current) != pod.uid or is_assigned(current) or self.cache.knows(pod.uid):
             return  # gone, or scheduled since: a late False must not hide the True

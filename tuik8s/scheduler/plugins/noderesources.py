@@ -94,6 +94,14 @@ class NodeResourcesFit:
         reasons = insufficient_resources(pod, node)
         return unschedulable(*reasons) if reasons else None
 
+    def filter_signature(self, pod: PodInfo) -> tuple:
+        """The filter depends on the pod's requests only (and on the node)."""
+        return (pod.cpu, pod.memory, pod.ephemeral, tuple(sorted(pod.scalars.items())))
+
+    def score_signature(self, pod: PodInfo) -> tuple:
+        """The score depends on the pod's non-zero cpu and memory requests only."""
+        return (pod.nz_cpu, pod.nz_memory)
+
     def filter_many(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[Status | None]:
         """`filter` for many nodes at once (the per-pod hot loop, without a call per node)."""
         if pod.ephemeral or pod.scalars:

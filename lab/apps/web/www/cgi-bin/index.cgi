@@ -9,7 +9,9 @@ if [ -z "$ip" ]; then
 fi
 pod="${POD_NAME:-$(hostname)}"
 if [ -n "${LOG_FILE:-}" ] && [ -d "$(dirname "$LOG_FILE")" ]; then
-    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $APP $REMOTE_ADDR $REQUEST_METHOD $REQUEST_URI" >>"$LOG_FILE"
+    client="${REMOTE_ADDR#\[::ffff:}"
+    client="${client%]}"
+    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $APP $client $REQUEST_METHOD $REQUEST_URI" >>"$LOG_FILE"
 fi
 printf 'Content-Type: text/plain\r\n\r\n'
 printf 'app: %s\npod: %s\nip: %s\n' "$APP" "$pod" "$ip"
