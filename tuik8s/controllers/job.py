@@ -539,11 +539,7 @@ class JobController(Controller):
     @property
     def pod_failure_backoff_base(self) -> float:
         """10 s as upstream, unless the lab's timings shorten it."""
-        timings = self.ctx.timings
-        value = getattr(timings, "job_pod_failure_backoff", None)
-        if value is None:
-            value = timings.extra.get("job_pod_failure_backoff", DEFAULT_POD_FAILURE_BACKOFF)
-        return float(value)
+        return float(self.ctx.timings.job_pod_failure_backoff)
 
     # ---- event handlers: only enqueue keys ------------------------------------------
 

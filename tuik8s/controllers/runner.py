@@ -40,6 +40,7 @@ class Timings:
     default_toleration_seconds: int = 10  # upstream 300 s
     node_monitor_period: float = 2.0  # upstream 5 s
     crash_loop_base: float = 0.005
+    job_pod_failure_backoff: float = 10.0  # upstream's; doubles per failure up to 6 min
     requeue_cap: float = 60.0
     extra: dict[str, float] = field(default_factory=dict)
 
