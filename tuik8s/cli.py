@@ -98,7 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--default-toleration-seconds", type=int, metavar="SECONDS",
                         help="how long pods stay on a NotReady node before eviction")
     server.set_defaults(func=cmd_server)
+
+    from tuik8s.kubelet.cli import add_kubelet_parser
+    from tuik8s.nodes.hollow import add_hollow_parser
+    from tuik8s.nodes.lab import add_lab_parser
+
+    add_hollow_parser(sub)
+    add_lab_parser(sub)
+    add_kubelet_parser(sub)
+
+    tui = sub.add_parser("tui", help="the terminal UI, over any kubeconfig context")
+    tui.add_argument("--context", help="kubeconfig context (default: the current one)")
+    scope = tui.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", help="start in this namespace")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="start in all namespaces")
+    tui.set_defaults(func=cmd_tui)
     return parser
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from tuik8s.tui.app import run_tui
+
+    return run_tui(args.context, "" if args.all_namespaces else args.namespace)
 
 
 def main(argv: list[str] | None = None) -> int:
