@@ -398,12 +398,13 @@ async def test_scale_and_update_status(api: ApiClient, ns: str) -> None:
         await api.scale("deployments.apps", "missing", ns, 2)
     assert is_not_found(exc.value)
 
-    current = await api.get("deployments.apps", "web", ns)
-    current["status"] = {"observedGeneration": current["metadata"].get("generation", 1), "replicas": 0}
-    current["spec"]["replicas"] = 7  # ignored: only status changes through /status
-    updated = await api.update_status("deployments.apps", current)
-    assert updated["status"]["observedGeneration"] == current["status"]["observedGeneration"]
-    assert updated["spec"]["replicas"] == 3
+    # a Service: no controller writes its status, so this read-modify-write can't race one
+    svc = await api.create("services", {"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}, ns)
+    svc["status"] = {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}
+    svc["spec"]["ports"][0]["port"] = 81  # ignored: only status changes through /status
+    updated = await api.update_status("services", svc)
+    assert updated["status"]["loadBalancer"]["ingress"] == [{"ip": "192.0.2.10"}]
+    assert updated["spec"]["ports"][0]["port"] == 80
 
 
 async def test_bind_and_evict_a_pod(api: ApiClient, ns: str) -> None:

@@ -1,11 +1,11 @@
-"""Deployments and ReplicaSets on a real `tuik8s server` with nodes, driven by the real kubectl.
+"""Deployments and ReplicaSets on a real `tuik8s server` with hollow nodes, driven by the real kubectl.
 
-The nodes are played by `FakeKubelets` below: Node objects that renew their Leases and
-heartbeat their Ready condition, plus one watch on pods that does a kubelet's part through
-the API (`pods/NAME/status`: Running, Ready, a pod IP after a short start delay; a pod
-deleted gracefully is finished with a grace-0 DELETE) and, where no scheduler binds a pod
-within a moment, the scheduler's part too (`pods/NAME/binding`). A pod whose image names
-`never-ready` runs but never becomes Ready.
+Three hollow nodes (`tuik8s hollow`, see hollow_fixtures) run the pods: Running and Ready
+shortly after they are bound, finished when deleted. The server's scheduler binds them;
+`FallbackBinder` binds any pod it leaves alone for a few seconds, so these tests judge the
+workload controllers even on a day the scheduler is broken. A pod template with the
+readiness gate `example.com/never` gives pods that run but never become Ready, as in a
+real cluster.
 
 Every test is what a user would check with kubectl: pods Running, `kubectl rollout
 status` finishing, the READY count never dipping during a rollout, the image coming back
@@ -14,7 +14,6 @@ after `kubectl rollout undo`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.util
 import itertools
@@ -22,234 +21,66 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes
 import pytest
 
 from tests.integration.conftest import RunningServer, wait_for
-from tuik8s.client.client import ApiClient
-from tuik8s.client.errors import ApiError, ClientError
-from tuik8s.client.informer import Informer
-from tuik8s.client.kubeconfig import ClusterAccess
-from tuik8s.client.transport import HttpTransport
+from tests.integration.hollow_fixtures import HollowProcess, start_hollow
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
-NODES = ("node-a", "node-b", "node-c")
+NEVER_READY = "example.com/never"
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+class FallbackBinder:
+    """Binds pods that stay unbound for `after` seconds to the hollow nodes, round-robin."""
 
-
-def _micro_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class FakeKubelets:
-    """Three Ready nodes and the kubelet's part for their pods, in a thread of their own.
-
-    The tests block on kubectl subprocesses, so the kubelets get their own event loop.
-    """
-
-    def __init__(self, server: RunningServer, *, start_delay: float = 0.25, bind_after: float | None = None) -> None:
-        self.server = server
-        self.start_delay = start_delay
-        # with a scheduler in the server, bind only pods it leaves alone for a while
-        scheduler = importlib.util.find_spec("tuik8s.scheduler.scheduler") is not None
-        self.bind_after = bind_after if bind_after is not None else (3.0 if scheduler else 0.0)
-        self._ips = itertools.count(2)
-        self._next_node = itertools.cycle(NODES)
-        self._busy: set[str] = set()
-        self._seen_unbound: dict[str, float] = {}
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fake-kubelets", daemon=True)
-        self.errors: list[str] = []
-
-    # ---- lifecycle ----------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread.start()
-        if not self._ready.wait(20):
-            raise RuntimeError(f"fake kubelets did not start: {self.errors}")
-
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(20)
+    def __init__(self, server: RunningServer, nodes: list[str], after: float = 3.0) -> None:
+        self.api = kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))
+        self.v1 = kubernetes.client.CoreV1Api(self.api)
+        self.nodes = itertools.cycle(nodes)
+        self.after = after
+        self.bound: list[str] = []
+        self._first_seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fallback-binder", daemon=True)
 
     def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._main())
-        finally:
-            self._loop.close()
+        while not self._stop.wait(0.5):
+            with contextlib.suppress(Exception):
+                for pod in self.v1.list_pod_for_all_namespaces(field_selector="spec.nodeName=").items:
+                    m = pod.metadata
+                    first = self._first_seen.setdefault(m.uid, time.monotonic())
+                    if m.deletion_timestamp or time.monotonic() - first < self.after:
+                        continue
+                    body = {
+                        "apiVersion": "v1", "kind": "Binding", "metadata": {"name": m.name, "uid": m.uid},
+                        "target": {"apiVersion": "v1", "kind": "Node", "name": next(self.nodes)},
+                    }
+                    with contextlib.suppress(kubernetes.client.ApiException):
+                        self.v1.create_namespaced_pod_binding(m.name, m.namespace, body, _preload_content=False)
+                        self.bound.append(f"{m.namespace}/{m.name}")
 
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        access = ClusterAccess(
-            context="test", server=self.server.url, namespace="default",
-            ca_data=self.server.ca_file.read_bytes(), insecure=False, token=self.server.token,
-            client_cert=None, client_key=None,
-        )
-        self.client = ApiClient(HttpTransport(access))
-        try:
-            await self._register()
-            self.pods = Informer(self.client, "pods", field_selector=None)
-            self.pods.add_handler(self._changed, lambda old, new: self._changed(new), None)
-            self.pods.start()
-            await self.pods.wait_synced()
-            tasks = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._sweep())]
-            self._ready.set()
-            await self._stop.wait()
-            for t in tasks:
-                t.cancel()
-            await self.pods.stop()
-        except Exception as e:  # noqa: BLE001 - reported through start()
-            self.errors.append(repr(e))
-            raise
-        finally:
-            await self.client.close()
+    def __enter__(self) -> FallbackBinder:
+        self._thread.start()
+        return self
 
-    # ---- nodes --------------------------------------------------------------------------
-
-    async def _register(self) -> None:
-        for name in NODES:
-            node = {
-                "apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
-                "spec": {},
-                "status": {
-                    "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
-                    "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
-                    "conditions": [self._ready_condition()],
-                    "addresses": [{"type": "InternalIP", "address": f"192.168.0.{NODES.index(name) + 10}"}],
-                },
-            }
-            with contextlib.suppress(ApiError):
-                await self.client.create("nodes", node)
-        await self._heartbeat_once()
-
-    @staticmethod
-    def _ready_condition() -> dict[str, Any]:
-        now = _now()
-        return {
-            "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
-            "lastHeartbeatTime": now, "lastTransitionTime": now,
-        }
-
-    async def _heartbeat_once(self) -> None:
-        for name in NODES:
-            lease = {
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": name, "namespace": "kube-node-lease"},
-                "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": _micro_now()},
-            }
-            try:
-                await self.client.patch("leases", name, {"spec": {"renewTime": _micro_now()}}, namespace="kube-node-lease")
-            except ApiError:
-                with contextlib.suppress(ApiError):
-                    await self.client.create("leases", lease, "kube-node-lease")
-            cond = self._ready_condition()
-            with contextlib.suppress(ApiError):
-                node = await self.client.get("nodes", name)
-                old = next((c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
-                if old and old.get("status") == "True":
-                    cond["lastTransitionTime"] = old.get("lastTransitionTime")
-                await self.client.patch("nodes", name, {"status": {"conditions": [cond]}}, subresource="status")
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(3)
-            with contextlib.suppress(ClientError):
-                await self._heartbeat_once()
-
-    # ---- pods ---------------------------------------------------------------------------
-
-    def _changed(self, pod: dict[str, Any]) -> None:
-        uid = pod["metadata"]["uid"]
-        if uid not in self._busy:
-            self._busy.add(uid)
-            asyncio.get_running_loop().create_task(self._handle(pod))
-
-    async def _sweep(self) -> None:
-        """Look at every pod again now and then: binds and starts that waited, missed work."""
-        while True:
-            await asyncio.sleep(0.5)
-            for pod in self.pods.list():
-                self._changed(pod)
-
-    async def _handle(self, pod: dict[str, Any]) -> None:
-        uid = pod["metadata"]["uid"]
-        try:
-            await self._step(pod)
-        except ClientError:
-            pass  # the next event or sweep looks again
-        except Exception as e:  # noqa: BLE001 - a fake kubelet must not die silently
-            self.errors.append(repr(e))
-        finally:
-            self._busy.discard(uid)
-
-    async def _step(self, pod: dict[str, Any]) -> None:
-        meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
-        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
-        node = spec.get("nodeName")
-        if meta.get("deletionTimestamp"):
-            if node in NODES:
-                await asyncio.sleep(0.1)  # containers stopping
-                await self.client.delete("pods", name, ns, grace_period_seconds=0, preconditions={"uid": uid})
-            return
-        if status.get("phase") in ("Succeeded", "Failed"):
-            return
-        if not node:
-            first = self._seen_unbound.setdefault(uid, time.monotonic())
-            if time.monotonic() - first >= self.bind_after:
-                with contextlib.suppress(ApiError):
-                    await self.client.bind(ns, name, next(self._next_node), uid)
-            return
-        if node not in NODES or status.get("phase") == "Running":
-            return
-        await asyncio.sleep(self.start_delay)
-        images = [c.get("image", "") for c in spec.get("containers") or []]
-        ready = not any("never-ready" in image for image in images)
-        now = _now()
-        flag = "True" if ready else "False"
-        new_status = {
-            "phase": "Running",
-            "hostIP": f"192.168.0.{NODES.index(node) + 10}",
-            "podIP": f"10.244.{next(self._ips) // 250}.{next(self._ips) % 250 + 2}",
-            "startTime": now,
-            "conditions": [
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                {"type": "ContainersReady", "status": flag, "lastTransitionTime": now},
-                {"type": "Ready", "status": flag, "lastTransitionTime": now},
-            ],
-            "containerStatuses": [
-                {
-                    "name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": ready,
-                    "restartCount": 0, "started": True, "state": {"running": {"startedAt": now}},
-                }
-                for c in spec.get("containers") or []
-            ],
-        }
-        new_status["podIPs"] = [{"ip": new_status["podIP"]}]
-        await self.client.patch("pods", name, {"status": new_status}, namespace=ns, subresource="status")
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.api.close()
 
 
 @pytest.fixture(scope="module")
-def kubelets(server: RunningServer) -> Iterator[FakeKubelets]:
-    fake = FakeKubelets(server)
-    fake.start()
+def nodes(server: RunningServer) -> Iterator[HollowProcess]:
+    hollow = start_hollow(server, 3)
     try:
-        yield fake
+        with FallbackBinder(server, hollow.names):
+            yield hollow
     finally:
-        fake.stop()
-    assert not fake.errors, fake.errors
+        hollow.stop()
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -260,7 +91,11 @@ def namespace(server: RunningServer, name: str) -> str:
     return name
 
 
-def deployment_yaml(ns: str, name: str = "web", replicas: int = 6, image: str = "nginx:1.27", strategy: str = "", extra_spec: str = "") -> str:
+def deployment_yaml(
+    ns: str, name: str = "web", replicas: int = 6, image: str = "nginx:1.27", strategy: str = "", extra_spec: str = "",
+    never_ready: bool = False,
+) -> str:
+    gates = f"      readinessGates: [{{conditionType: {NEVER_READY}}}]\n" if never_ready else ""
     return f"""\
 apiVersion: apps/v1
 kind: Deployment
@@ -278,7 +113,7 @@ spec:
       containers:
         - name: {name}
           image: {image}
-"""
+{gates}"""
 
 
 def pods_of(server: RunningServer, ns: str, app: str) -> list[dict[str, Any]]:
@@ -320,6 +155,7 @@ class Sampler:
         self.samples: list[int] = []
         self.image_sets: list[set[str]] = []
         self._pods: dict[str, dict[str, Any]] = {}
+        self._started = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -338,7 +174,7 @@ class Sampler:
             w = kubernetes.watch.Watch()
             for event in w.stream(
                 self.v1.list_namespaced_pod, self.ns, label_selector=f"app={self.app}",
-                resource_version=rv, timeout_seconds=1, _preload_content=False,
+                resource_version=rv, timeout_seconds=1,
             ):
                 pod = self.api.sanitize_for_serialization(event["object"])
                 rv = pod["metadata"]["resourceVersion"]
@@ -349,7 +185,6 @@ class Sampler:
                 self._record()
 
     def __enter__(self) -> Sampler:
-        self._started = threading.Event()
         self._thread.start()
         assert self._started.wait(10), "the sampler did not start"
         return self
@@ -363,7 +198,7 @@ class Sampler:
 # ---- tests ----------------------------------------------------------------------------------
 
 
-def test_deployment_runs_and_scales_with_kubectl(server: RunningServer, kubelets: FakeKubelets) -> None:
+def test_deployment_runs_and_scales_with_kubectl(server: RunningServer, nodes: HollowProcess) -> None:
     ns = namespace(server, "scale")
     server.kubectl("apply", "-f", "-", input=deployment_yaml(ns), check=True)
     wait_for(lambda: len(running_ready(server, ns, "web")) == 6, timeout=20)
@@ -415,7 +250,7 @@ def test_deployment_runs_and_scales_with_kubectl(server: RunningServer, kubelets
     assert any(e["reason"] == "SuccessfulDelete" and e["message"].startswith(f"Deleted pod: {name}-") for e in rs_events)
 
 
-def test_rollout_restart_with_max_unavailable_0_never_drops_below_6_ready(server: RunningServer, kubelets: FakeKubelets) -> None:
+def test_rollout_restart_with_max_unavailable_0_never_drops_below_6_ready(server: RunningServer, nodes: HollowProcess) -> None:
     ns = namespace(server, "restart")
     strategy = "  strategy:\n    type: RollingUpdate\n    rollingUpdate: {maxUnavailable: 0, maxSurge: 2}\n"
     server.kubectl("apply", "-f", "-", input=deployment_yaml(ns, strategy=strategy), check=True)
@@ -438,7 +273,7 @@ def test_rollout_restart_with_max_unavailable_0_never_drops_below_6_ready(server
     assert d["status"]["updatedReplicas"] == 6 and d["status"]["availableReplicas"] == 6
 
 
-def test_set_image_rolls_and_undo_brings_the_previous_image_back(server: RunningServer, kubelets: FakeKubelets) -> None:
+def test_set_image_rolls_and_undo_brings_the_previous_image_back(server: RunningServer, nodes: HollowProcess) -> None:
     ns = namespace(server, "undo")
     server.kubectl("apply", "-f", "-", input=deployment_yaml(ns, replicas=4, image="nginx:1.27"), check=True)
     rollout_status(server, ns, "web")
@@ -469,7 +304,7 @@ def test_set_image_rolls_and_undo_brings_the_previous_image_back(server: Running
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["2", "3"]
 
 
-def test_recreate_never_runs_old_and_new_pods_together(server: RunningServer, kubelets: FakeKubelets) -> None:
+def test_recreate_never_runs_old_and_new_pods_together(server: RunningServer, nodes: HollowProcess) -> None:
     ns = namespace(server, "recreate")
     strategy = "  strategy: {type: Recreate}\n"
     server.kubectl("apply", "-f", "-", input=deployment_yaml(ns, replicas=4, strategy=strategy), check=True)
@@ -485,7 +320,7 @@ def test_recreate_never_runs_old_and_new_pods_together(server: RunningServer, ku
     assert d["status"]["updatedReplicas"] == 4 and "maxSurge" not in json.dumps(d["spec"]["strategy"])
 
 
-def test_paused_deployment_scales_but_does_not_roll_until_resumed(server: RunningServer, kubelets: FakeKubelets) -> None:
+def test_paused_deployment_scales_but_does_not_roll_until_resumed(server: RunningServer, nodes: HollowProcess) -> None:
     ns = namespace(server, "pause")
     server.kubectl("apply", "-f", "-", input=deployment_yaml(ns, replicas=3), check=True)
     rollout_status(server, ns, "web")
@@ -509,7 +344,7 @@ def test_paused_deployment_scales_but_does_not_roll_until_resumed(server: Runnin
     wait_for(lambda: images(live(pods_of(server, ns, "web"))) == {"nginx:1.29"} and len(live(pods_of(server, ns, "web"))) == 5, timeout=20)
 
 
-def test_min_ready_seconds_delays_availability(server: RunningServer, kubelets: FakeKubelets) -> None:
+def test_min_ready_seconds_delays_availability(server: RunningServer, nodes: HollowProcess) -> None:
     ns = namespace(server, "minready")
     started = time.monotonic()
     server.kubectl("apply", "-f", "-", input=deployment_yaml(ns, replicas=2, extra_spec="  minReadySeconds: 2\n"), check=True)
@@ -525,9 +360,9 @@ def test_min_ready_seconds_delays_availability(server: RunningServer, kubelets: 
     assert rs["spec"]["minReadySeconds"] == 2 and rs["status"]["availableReplicas"] == 2
 
 
-def test_progress_deadline_exceeded(server: RunningServer, kubelets: FakeKubelets) -> None:
+def test_progress_deadline_exceeded(server: RunningServer, nodes: HollowProcess) -> None:
     ns = namespace(server, "deadline")
-    manifest = deployment_yaml(ns, replicas=2, image="example/never-ready:1", extra_spec="  progressDeadlineSeconds: 2\n")
+    manifest = deployment_yaml(ns, replicas=2, never_ready=True, extra_spec="  progressDeadlineSeconds: 2\n")
     server.kubectl("apply", "-f", "-", input=manifest, check=True)
 
     def timed_out() -> dict[str, Any] | None:
@@ -544,12 +379,15 @@ def test_progress_deadline_exceeded(server: RunningServer, kubelets: FakeKubelet
     assert (available["status"], available["reason"]) == ("False", "MinimumReplicasUnavailable")
 
 
-def test_scaling_mid_rollout_is_proportional(server: RunningServer, kubelets: FakeKubelets) -> None:
+def test_scaling_mid_rollout_is_proportional(server: RunningServer, nodes: HollowProcess) -> None:
     ns = namespace(server, "proportional")
     server.kubectl("apply", "-f", "-", input=deployment_yaml(ns, replicas=10), check=True)
     rollout_status(server, ns, "web")
     # a new template whose pods never become ready: the rollout stops at the surge limits
-    server.kubectl("set", "image", "deploy/web", "-n", ns, "web=example/never-ready:2", check=True)
+    never_ready = {"spec": {"template": {"spec": {
+        "readinessGates": [{"conditionType": NEVER_READY}], "containers": [{"name": "web", "image": "nginx:1.29"}],
+    }}}}
+    server.kubectl("patch", "deploy/web", "-n", ns, "-p", json.dumps(never_ready), check=True)
 
     def sizes() -> dict[str, int]:
         return {
@@ -558,16 +396,16 @@ def test_scaling_mid_rollout_is_proportional(server: RunningServer, kubelets: Fa
         }
 
     # 10 replicas, maxSurge 3, maxUnavailable 2: 13 pods at most, 8 available at least
-    wait_for(lambda: sizes() == {"nginx:1.27": 8, "example/never-ready:2": 5}, timeout=20)
+    wait_for(lambda: sizes() == {"nginx:1.27": 8, "nginx:1.29": 5}, timeout=20)
     server.kubectl("scale", "deploy/web", "-n", ns, "--replicas=20", check=True)
     # 20 replicas, maxSurge 5: the 12 more are shared as 8:5 of 13 (upstream's getProportion)
-    wait_for(lambda: sizes() == {"nginx:1.27": 15, "example/never-ready:2": 10}, timeout=20)
+    wait_for(lambda: sizes() == {"nginx:1.27": 15, "nginx:1.29": 10}, timeout=20)
     for rs in server.kubectl_json("get", "rs", "-n", ns)["items"]:
         assert rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "20"
         assert rs["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"] == "25"
 
 
-def test_revision_history_limit_deletes_the_oldest_replica_sets(server: RunningServer, kubelets: FakeKubelets) -> None:
+def test_revision_history_limit_deletes_the_oldest_replica_sets(server: RunningServer, nodes: HollowProcess) -> None:
     ns = namespace(server, "history")
     server.kubectl("apply", "-f", "-", input=deployment_yaml(ns, replicas=1, extra_spec="  revisionHistoryLimit: 1\n"), check=True)
     rollout_status(server, ns, "web")
@@ -581,7 +419,7 @@ def test_revision_history_limit_deletes_the_oldest_replica_sets(server: RunningS
     wait_for(lambda: revisions() == ["3", "4"], timeout=10)
 
 
-def test_a_hash_collision_bumps_the_collision_count(server: RunningServer, kubelets: FakeKubelets) -> None:
+def test_a_hash_collision_bumps_the_collision_count(server: RunningServer, nodes: HollowProcess) -> None:
     ns = namespace(server, "collision")
     server.kubectl("apply", "-f", "-", input=deployment_yaml(ns, replicas=2), check=True)
     rollout_status(server, ns, "web")
@@ -601,7 +439,7 @@ def test_a_hash_collision_bumps_the_collision_count(server: RunningServer, kubel
     wait_for(lambda: images(running_ready(server, ns, "web")) == {"nginx:1.27"} and len(live(pods_of(server, ns, "web"))) == 2, timeout=20)
 
 
-def test_deleting_a_deployment_removes_its_replica_sets_and_pods(server: RunningServer, kubelets: FakeKubelets) -> None:
+def test_deleting_a_deployment_removes_its_replica_sets_and_pods(server: RunningServer, nodes: HollowProcess) -> None:
     ns = namespace(server, "delete")
     server.kubectl("apply", "-f", "-", input=deployment_yaml(ns, replicas=3), check=True)
     rollout_status(server, ns, "web")
@@ -642,7 +480,7 @@ def bare_pod(ns: str, name: str, labels: dict[str, str], owner: dict[str, Any] |
     return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}})
 
 
-def test_replicaset_adopts_orphans_releases_strays_and_replaces_failed_pods(server: RunningServer, kubelets: FakeKubelets) -> None:
+def test_replicaset_adopts_orphans_releases_strays_and_replaces_failed_pods(server: RunningServer, nodes: HollowProcess) -> None:
     ns = namespace(server, "rs")
     server.kubectl("create", "-f", "-", input=bare_pod(ns, "orphan", {"app": "rs"}), check=True)
     foreign = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "other", "uid": "0b7e6a53-2f0c-4c3e-9a0e-3e6f6f1f0d11", "controller": True}
@@ -676,7 +514,7 @@ def test_replicaset_adopts_orphans_releases_strays_and_replaces_failed_pods(serv
     assert server.kubectl_json("get", "pod", victim, "-n", ns)["status"]["phase"] == "Failed"
 
 
-def test_replicaset_scale_down_deletes_the_cheapest_pods_first(server: RunningServer, kubelets: FakeKubelets) -> None:
+def test_replicaset_scale_down_deletes_the_cheapest_pods_first(server: RunningServer, nodes: HollowProcess) -> None:
     ns = namespace(server, "rank")
     server.kubectl("apply", "-f", "-", input=replicaset_yaml(ns, "rank", 4), check=True)
     wait_for(lambda: len(running_ready(server, ns, "rank")) == 4, timeout=20)

@@ -290,9 +290,12 @@ class Resources:
         if ns is None:
             raise errors.not_found("namespaces", namespace, "", "namespaces")
         if b'"deletionTimestamp"' in ns.data and decode(ns).get("metadata", {}).get("deletionTimestamp"):
-            raise errors.forbidden(
-                f'{info.plural} "" is forbidden: unable to create new content in namespace {namespace} because it is being terminated'
-            )
+            message = f"unable to create new content in namespace {namespace} because it is being terminated"
+            err = errors.forbidden(f'{info.plural} "" is forbidden: {message}')
+            err.details = {"kind": info.plural, "causes": [
+                {"reason": "NamespaceTerminating", "message": message, "field": "metadata.namespace"}
+            ]}
+            raise err
 
     async def create(self, req: ApiRequest, t: Target) -> ApiResponse:
         info = t.info
@@ -368,7 +371,15 @@ class Resources:
         warnings = codec.check_field_validation(req, t.info, obj, verb="update")
         rv = meta.get("resourceVersion")
 
+        uid = meta.get("uid")
+
         def transform(current: dict[str, Any]) -> dict[str, Any]:
+            if uid and uid != current["metadata"].get("uid"):
+                raise errors.conflict(
+                    t.info.group_resource, t.name,
+                    f'Precondition failed: UID in precondition: {uid}, UID in object meta: {current["metadata"].get("uid")}',
+                    t.info.group,
+                )
             if rv and str(rv) != current["metadata"].get("resourceVersion"):
                 raise errors.conflict(
                     t.info.group_resource, t.name,
@@ -397,6 +408,10 @@ class Resources:
             pmeta = patched["metadata"]
             if pmeta.get("name") != t.name:
                 raise errors.bad_request("the patch may not change metadata.name")
+            if pmeta.get("uid") != current["metadata"].get("uid"):
+                raise errors.invalid(t.info.kind, t.name, [FieldError(
+                    "metadata.uid", f'Invalid value: "{pmeta.get("uid")}": field is immutable'
+                )], t.info.group)
             want_rv = _patch_rv(patch_body)
             if want_rv and want_rv != current["metadata"].get("resourceVersion"):
                 raise errors.conflict(

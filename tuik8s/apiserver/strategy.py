@@ -186,6 +186,14 @@ class Strategy:
             result.pop("status", None)
         else:
             result["status"] = status
+        if info.group == "apps" and isinstance(new.get("metadata"), dict):
+            # apps' status strategies keep only spec and labels: their controllers write
+            # annotations (deployment.kubernetes.io/revision) together with status
+            annotations = new["metadata"].get("annotations")
+            if isinstance(annotations, dict) and annotations:
+                result["metadata"]["annotations"] = annotations
+            else:
+                result["metadata"].pop("annotations", None)
         # the client's resourceVersion stays the precondition
         rv = (new.get("metadata") or {}).get("resourceVersion")
         if rv is not None:

@@ -332,10 +332,10 @@ async def test_pods_wait_out_the_failure_backoff() -> None:
     just_now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     failed["status"]["containerStatuses"][0]["state"] = {"terminated": {"exitCode": 1, "finishedAt": just_now}}
     ctl, api = controller_with(j, [failed])
-    ctl.ctx.timings.extra["job_pod_failure_backoff"] = 3600.0
+    ctl.ctx.timings.job_pod_failure_backoff = 3600.0
     again = await ctl.reconcile("default/pi")
     assert not any(w[0] == "create" for w in api.writes)
     assert again is not None and again > 3000
-    ctl.ctx.timings.extra["job_pod_failure_backoff"] = 0.0
+    ctl.ctx.timings.job_pod_failure_backoff = 0.0
     await ctl.reconcile("default/pi")
     assert ("create", "pi-0") in api.writes
