@@ -120,14 +120,21 @@ say "dockerd ready"
 if [ -n "${TUIK8S_KUBELET_COMMAND:-}" ]; then
     kubelet=(bash -c "$TUIK8S_KUBELET_COMMAND")
 else
-    kubelet=(
-        "$PYTHON" -m tuik8s.cli kubelet
+    # `tuik8s kubelet` once the CLI has it; its own module's entry point until then
+    if grep -q add_kubelet_parser /opt/tuik8s/src/tuik8s/cli.py 2>/dev/null; then
+        kubelet=("$PYTHON" -m tuik8s.cli kubelet)
+    else
+        kubelet=("$PYTHON" -m tuik8s.kubelet.cli)
+    fi
+    kubelet+=(
         --node-name "$NODE_NAME"
         --server "${TUIK8S_API_SERVER:?TUIK8S_API_SERVER is not set}"
         --token-file "$CREDENTIALS/token"
         --ca-file "$CREDENTIALS/ca.crt"
         --pod-cidr "$POD_CIDR"
     )
+    [ -n "${TUIK8S_NODE_IP:-}" ] && kubelet+=(--node-ip "$TUIK8S_NODE_IP")
+    [ -n "${TUIK8S_DNS:-}" ] && kubelet+=(--node-dns "$TUIK8S_DNS")
 fi
 
 # The kubelet runs as under systemd's Restart=always: a crash or a missing command does

@@ -1,9 +1,9 @@
 """The real Docker-in-Docker lab: images built once per session, a real `tuik8s server`
 listening where nodes reach it, and `tuik8s lab` run as a user runs it.
 
-Until `tuik8s kubelet` runs, the nodes run the stand-in kubelet of lab/node-agent.py (the
-kubelet's NodeAgent: Node registration and Lease, no pods), so Ready is still tested;
-`KUBELET_RUNNABLE` tells the tests that need pods to run.
+Nodes run the real kubelet. Where it cannot run (a checkout without it), they run the
+stand-in of lab/node-agent.py (the kubelet's NodeAgent: Node registration and Lease, no
+pods), so Ready is still tested; `KUBELET_RUNNABLE` tells the tests that need pods.
 """
 
 from __future__ import annotations
@@ -35,8 +35,12 @@ def _engine_answers() -> bool:
 
 
 def _kubelet_runnable() -> bool:
-    result = subprocess.run([sys.executable, "-m", "tuik8s.cli", "kubelet", "--help"], capture_output=True, timeout=60)
-    return result.returncode == 0
+    """`tuik8s kubelet`, or its module's own entry point until the CLI has it (what the
+    node entrypoint runs)."""
+    for cmd in (["tuik8s.cli", "kubelet", "--help"], ["tuik8s.kubelet.cli", "--help"]):
+        if subprocess.run([sys.executable, "-m", *cmd], capture_output=True, timeout=60).returncode == 0:
+            return True
+    return False
 
 
 KUBELET_RUNNABLE = _kubelet_runnable()

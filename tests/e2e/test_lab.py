@@ -238,13 +238,21 @@ def test_status_shows_nodes_engines_and_readiness(lab: LabServer) -> None:
         assert row[2] == "running" and row[3] == lab.net.node_ip(i) and row[5] == "yes" and row[6] == "Ready"
 
 
-@pytest.mark.skipif(not KUBELET_RUNNABLE, reason="`tuik8s kubelet` is not wired into the CLI yet")
-def test_a_pod_from_the_api_answers_at_its_ip(lab: LabServer) -> None:
+@pytest.mark.skipif(not KUBELET_RUNNABLE, reason="no tuik8s kubelet in this checkout")
+def test_a_pod_with_a_log_sidecar_answers_at_its_ip(lab: LabServer) -> None:
+    logs = {"name": "logs", "mountPath": "/var/log/app"}
     manifest = {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "e2e-blog", "namespace": "default"},
-        "spec": {"nodeName": "node1", "containers": [
-            {"name": "blog", "image": "tuik8s/blog", "imagePullPolicy": "Never", "ports": [{"containerPort": 8080}]},
-        ]},
+        "spec": {
+            "nodeName": "node1",
+            "containers": [
+                {"name": "blog", "image": "tuik8s/blog", "imagePullPolicy": "Never",
+                 "ports": [{"containerPort": 8080}], "volumeMounts": [logs]},
+                {"name": "log-collector", "image": "tuik8s/log-collector", "imagePullPolicy": "Never",
+                 "volumeMounts": [logs]},
+            ],
+            "volumes": [{"name": "logs", "emptyDir": {}}],
+        },
     }
     lab.kubectl("apply", "-f", "-", input=json.dumps(manifest))
     try:
@@ -253,8 +261,17 @@ def test_a_pod_from_the_api_answers_at_its_ip(lab: LabServer) -> None:
             return pod["status"].get("podIP") if pod["status"].get("phase") == "Running" else None
 
         ip = wait_for(running, timeout=60)
-        status, body = wait_for(lambda: _try_get(f"http://{ip}:8080/"), timeout=20)
-        assert status == 200 and "pod: e2e-blog" in body
+        assert ip.startswith(lab.net.pod_cidr(1).rsplit(".", 1)[0] + ".")
+        status, body = wait_for(lambda: _try_get(f"http://{ip}:8080/blog/"), timeout=20)
+        assert status == 200 and body == f"app: blog\npod: e2e-blog\nip: {ip}\n"
+
+        # the sidecar prints what the app logs on their shared emptyDir
+        def collected() -> bool:
+            names = lab.in_node("node1", "docker", "ps", "-q", "--filter", "name=k8s_log-collector_e2e-blog_").stdout.split()
+            out = lab.in_node("node1", "docker", "logs", names[0]).stdout if names else ""
+            return f"blog {lab.net.gateway} GET /blog/" in out
+
+        wait_for(collected, timeout=20)
     finally:
         lab.kubectl("delete", "pod", "e2e-blog", "--wait=false", check=False)
 

@@ -42,7 +42,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,6 +79,7 @@ LOG_COLLECTOR_IMAGE = "tuik8s/log-collector"
 ALL_IMAGES = (BUSYBOX_IMAGE, *APP_IMAGES, LOG_COLLECTOR_IMAGE, BASE_IMAGE, NODE_IMAGE)
 # what every node gets at `lab up` (kind's "images preloaded on the node")
 NODE_PRELOADED = (BUSYBOX_IMAGE, *APP_IMAGES, LOG_COLLECTOR_IMAGE)
+QUICK_IMAGES = frozenset({BUSYBOX_IMAGE, *APP_IMAGES, LOG_COLLECTOR_IMAGE})  # seconds to build
 PARENT = {
     NODE_IMAGE: BASE_IMAGE,
     **{image: BUSYBOX_IMAGE for image in (*APP_IMAGES, LOG_COLLECTOR_IMAGE)},
@@ -324,6 +325,7 @@ class ImageBuilder:
         entry["last_seconds"] = round(seconds, 1)
         if cold:
             entry["cold_seconds"] = round(seconds, 1)
+            entry["cold_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         entry["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         times[image] = entry
         self.times_file.parent.mkdir(parents=True, exist_ok=True)
@@ -332,8 +334,12 @@ class ImageBuilder:
         tmp.replace(self.times_file)
 
     async def build(self, images: Iterable[str] = ALL_IMAGES, *, rebuild: bool = False) -> list[BuildRecord]:
-        """Build what is missing (everything with `rebuild`), parents first; an image whose
-        parent was just built is built again too, so no image sits on a stale parent."""
+        """Build what is missing (everything with `rebuild`), parents first.
+
+        An image is built again when its parent was just built (no image sits on a stale
+        parent), when something else made it under our name, and, for the small images,
+        when its recipe (the files under lab/) changed; a stale node image only earns a
+        note, since rebuilding it takes minutes and root."""
         await check_engine()
         wanted = set(images)
         for image in list(wanted):
@@ -346,18 +352,29 @@ class ImageBuilder:
         for image in ALL_IMAGES:
             if image not in wanted:
                 continue
-            parent = PARENT.get(image)
-            recipe = await image_label(image, RECIPE_LABEL)
-            foreign = recipe is None and await image_id(image) is not None
-            if foreign:
-                self.say(f"{image} exists but was not built by the lab; replacing it")
-            elif not rebuild and parent not in built and await image_id(image) is not None:
-                self._warn_if_stale(image, recipe)
+            exists = await image_id(image) is not None
+            have, want = await image_label(image, RECIPE_LABEL), self.recipe(image)
+            reason = None
+            if not exists:
+                reason = "missing"
+            elif rebuild:
+                reason = "--rebuild"
+            elif PARENT.get(image) in built:
+                reason = "its parent was rebuilt"
+            elif have is None:
+                reason = "it exists but the lab did not build it"
+            elif have != want:
+                if image in QUICK_IMAGES:
+                    reason = "its recipe under lab/ changed"
+                else:
+                    self.say(f"note: {image} was built from an older recipe; "
+                              "`tuik8s lab build --rebuild` refreshes it")
+            if reason is None:
                 cold = (self.recorded_times().get(image) or {}).get("cold_seconds")
                 records.append(BuildRecord(image, False, cold_seconds=cold))
                 continue
-            cold = await image_id(image) is None and (image != BASE_IMAGE or not self.rootfs_tarball.exists())
-            self.say(f"building {image}")
+            cold = not exists and (image != BASE_IMAGE or not self.rootfs_tarball.exists())
+            self.say(f"building {image}" + ("" if reason == "missing" else f" ({reason})"))
             started = time.monotonic()
             await self._build_one(image)
             seconds = time.monotonic() - started
@@ -367,9 +384,19 @@ class ImageBuilder:
             records.append(BuildRecord(image, True, seconds, seconds if cold else None))
         return records
 
-    def _warn_if_stale(self, image: str, recipe: str | None) -> None:
-        if image == NODE_IMAGE and recipe is not None and recipe != self.node_recipe():
-            self.say(f"note: {image} was built from an older recipe; `tuik8s lab build --rebuild` refreshes it")
+    def recipe(self, image: str) -> str:
+        """A digest of what goes into `image`, kept in its `tuik8s.recipe` label."""
+        if image == BUSYBOX_IMAGE:
+            return "busybox-" + _tree_digest(LAB_DIR / "busybox")
+        if image in APP_IMAGES:
+            return f"web-{image.split('/', 1)[1]}-" + _tree_digest(LAB_DIR / "apps" / "web")
+        if image == LOG_COLLECTOR_IMAGE:
+            return "log-collector-" + _tree_digest(LAB_DIR / "apps" / "log-collector")
+        if image == BASE_IMAGE:
+            return f"debootstrap-{DEBIAN_SUITE}-minbase"
+        if image == NODE_IMAGE:
+            return self.node_recipe()
+        raise LabError(f"no recipe for {image}")
 
     async def _build_one(self, image: str) -> None:
         if image == BUSYBOX_IMAGE:
@@ -419,18 +446,26 @@ class ImageBuilder:
             await asyncio.to_thread(_busybox_rootfs, tarball, binary, applets, LAB_DIR / "busybox")
             await whales(
                 _whales().image.import_, tarball, BUSYBOX_IMAGE, what=f"docker import {BUSYBOX_IMAGE}",
-                changes=["ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin", 'CMD ["sh"]', f"LABEL {RECIPE_LABEL}=busybox-static"],
+                changes=["ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin", 'CMD ["sh"]',
+                         f"LABEL {RECIPE_LABEL}={self.recipe(BUSYBOX_IMAGE)}"],
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
     async def build_app(self, app: str) -> None:
-        await self._docker_build(f"tuik8s/{app}", LAB_DIR / "apps" / "web", {"APP": app})
+        work = self._tmpdir(f"{app}-")
+        try:
+            context = work / "context"
+            await asyncio.to_thread(shutil.copytree, LAB_DIR / "apps" / "web", context, symlinks=True)
+            (context / "www" / app).symlink_to(".")
+            await self._docker_build(f"tuik8s/{app}", context, {"APP": app})
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
 
     async def _docker_build(self, tag: str, context: Path, build_args: dict[str, str]) -> None:
         await whales(
             _whales().legacy_build, context, tags=[tag], build_args=build_args, network="none",
-            what=f"docker build {tag}",
+            labels={RECIPE_LABEL: self.recipe(tag)}, what=f"docker build {tag}",
         )
 
     # ---- the base and node images ----------------------------------------------------
@@ -444,7 +479,7 @@ class ImageBuilder:
             changes=[
                 "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 'CMD ["/bin/bash"]',
-                f"LABEL {RECIPE_LABEL}=debootstrap-{DEBIAN_SUITE}-minbase",
+                f"LABEL {RECIPE_LABEL}={self.recipe(BASE_IMAGE)}",
             ],
         )
 
@@ -482,11 +517,11 @@ class ImageBuilder:
             await asyncio.to_thread(shutil.rmtree, root, True)
 
     def node_recipe(self) -> str:
-        """A digest of what goes into the node image, to tell a stale one."""
+        """A digest of what goes into the node image, to tell a stale one. Not the
+        entrypoint: nodes bind-mount the checkout's, as they do the code."""
         h = hashlib.sha256()
         h.update(" ".join(NODE_PACKAGES).encode())
         h.update("\n".join(runtime_requirements()).encode())
-        h.update(ENTRYPOINT.read_bytes() if ENTRYPOINT.exists() else b"")
         return h.hexdigest()[:16]
 
     async def wheels(self) -> Path:
@@ -589,6 +624,15 @@ python3 -m venv {venv}
 # not import, would double its size for nothing)
 {venv}/bin/python -m compileall -q -j 0 -x '/site-packages/(kubernetes|pip|setuptools)/' {venv}/lib >/dev/null || true
 """
+
+
+def _tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(b"x" if os.access(path, os.X_OK) else b"-")
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _drop_apt_caches(root: Path) -> None:
@@ -754,7 +798,8 @@ class DockerNodeProvider:
         return subnets[0] if subnets else None
 
     async def _free_index(self) -> int:
-        """Cluster "default" is 0; any other takes the lowest index no docker network uses."""
+        """Cluster "default" is 0; any other takes the lowest index that no docker network
+        and no other cluster's lab (in the data dirs beside ours) uses."""
         out = await run("docker", "network", "ls", "-q", within=30)
         used: set[ipaddress.IPv4Network] = set()
         if out.split():
@@ -765,19 +810,16 @@ class DockerNodeProvider:
                     net = ipaddress.ip_network(s, strict=False)
                     if isinstance(net, ipaddress.IPv4Network):
                         used.add(net)
-        order = range(MAX_CLUSTERS) if self.cluster != "default" else [0, *range(1, MAX_CLUSTERS)]
-        others = {p.parent.name for p in self.data_dir.parent.glob("*/lab/lab.json") if p.parent.parent != self.data_dir}
-        taken = set()
-        for other in others:
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                taken.add(int(json.loads((self.data_dir.parent / other / "lab" / "lab.json").read_text())["index"]))
-        for index in order:
+        taken: set[int] = set()
+        for state in self.data_dir.parent.glob("*/lab/lab.json"):
+            if state.parent.parent != self.data_dir:
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    taken.add(int(json.loads(state.read_text())["index"]))
+        # 0 is kept for the default cluster, which always gets it
+        for index in [0] if self.cluster == "default" else range(1, MAX_CLUSTERS):
             candidate = ipaddress.ip_network(LabNetwork(self.cluster, index).subnet)
-            if index in taken or any(candidate.overlaps(u) for u in used):
-                continue
-            if self.cluster != "default" and index == 0:
-                continue  # kept for the default cluster
-            return index
+            if index not in taken and not any(candidate.overlaps(u) for u in used):
+                return index
         raise LabError(f"no free lab subnet left in 172.30.0.0/20 for cluster {self.cluster}")
 
     # ---- reading the lab -----------------------------------------------------------------
@@ -884,33 +926,62 @@ class DockerNodeProvider:
         net = await self.ensure_network(undo)
         if self.api_check is not None:
             await self.api_check(net)
-        existing = {m.name: m for m in await self.nodes()}
+        containers = await self._containers()
+        existing = {m.name: m for m in map(self._machine, containers)}
+        server = f"https://{net.gateway}:{self.api.port}"
+        for c in containers:
+            if f"TUIK8S_API_SERVER={server}" not in ((c.get("Config") or {}).get("Env") or []):
+                self.say(f"note: {self._machine(c).name} was made for another API server address than {server}; "
+                         "`tuik8s lab down` and `up` remake the nodes")
         wanted = [node_name(i) for i in range(1, n + 1)]
         create = [name for name in wanted if name not in existing]
         start = [name for name in wanted if name in existing and existing[name].state != "running"]
         all_nodes = sorted(set(existing) | set(wanted), key=lambda s: node_number(s) or 0)
         self._write_routes(net, all_nodes)
-        for name in create:
+        undo.add("the routes file", functools.partial(asyncio.to_thread, self._write_routes, net, sorted(existing)))
+        for name in all_nodes:
+            # every time: a restarted server may have a new CA or token; kubelets read them at start
             self._write_credentials(net, name)
-        if create:
-            self.say(f"creating {', '.join(create)}")
-            await asyncio.gather(*(self._create_node(net, name, undo) for name in create))
-        if start:
-            self.say(f"starting {', '.join(start)}")
-            await asyncio.gather(*(whales(_whales().container.start, self.container_name(name),
-                                          what=f"docker start {name}") for name in start))
         for name in all_nodes:
             num = node_number(name)
             if num is not None and await _host_route(net.pod_cidr(num), net.node_ip(num), net):
                 undo.add(f"host route to {name}", functools.partial(_del_host_route, net.pod_cidr(num)))
-        changed = create + start
-        await asyncio.gather(*(self._wait_runtime(name) for name in changed))
-        await self._apply_routes([name for name in all_nodes if name not in changed])
-        # every wanted node, not only new ones: an image rebuilt since reaches them too
-        await self.load_images(self.preload, wanted)
+        if create:
+            self.say(f"creating {', '.join(create)}")
+        if start:
+            self.say(f"starting {', '.join(start)}")
+        ids = await self._local_image_ids(self.preload)
+        work = self.builder._tmpdir("preload-")
+        try:
+            archive = work / "images.tar"
+            await run("docker", "save", "-o", archive, *self.preload, within=600, what="docker save")
+            # each node on its own: created, its engine up, images loaded, while the others
+            # are still starting (every wanted node: an image rebuilt since reaches them too)
+            await _all(
+                self._bring_up(net, name, "create" if name in create else "start" if name in start else None,
+                               ids, archive, undo)
+                for name in wanted
+            )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+        await self._apply_routes([name for name in all_nodes if name not in create + start])
         return await self.nodes()
 
+    async def _bring_up(
+        self, net: LabNetwork, name: str, how: str | None, ids: dict[str, str], archive: Path, undo: _Undo,
+    ) -> None:
+        if how == "create":
+            await self._create_node(net, name, undo)
+        elif how == "start":
+            await whales(_whales().container.start, self.container_name(name), what=f"docker start {name}")
+        if how is not None:
+            await self._wait_runtime(name)
+        present = {} if how == "create" else await self._node_image_ids(name, list(ids))
+        if any(present.get(image) != image_id_ for image, image_id_ in ids.items()):
+            await self._load_into(name, archive)
+
     def _write_routes(self, net: LabNetwork, names: Iterable[str]) -> None:
+        """The routes file every node reads: "CIDR VIA NAME" per node."""
         shared = self.lab_dir / "shared"
         shared.mkdir(parents=True, exist_ok=True)
         lines = []
@@ -995,8 +1066,8 @@ class DockerNodeProvider:
     async def _apply_routes(self, names: Iterable[str]) -> None:
         """Running nodes re-read the routes file (new peers); started ones read it themselves."""
         running = [m.name for m in await self.nodes() if m.state == "running" and m.name in set(names)]
-        await asyncio.gather(*(run("docker", "exec", self.container_name(name), NODE_ENTRYPOINT, "routes",
-                                   within=30, what=f"routes on {name}") for name in running))
+        await _all(run("docker", "exec", self.container_name(name), NODE_ENTRYPOINT, "routes",
+                       within=30, what=f"routes on {name}") for name in running)
 
     # ---- images on nodes --------------------------------------------------------------
 
@@ -1006,12 +1077,7 @@ class DockerNodeProvider:
     async def load_images(self, images: Sequence[str], nodes: Sequence[str] | None = None) -> list[LoadResult]:
         """As kind does it: `docker save | docker exec -i NODE docker load`, all nodes at once,
         skipping a node that has the same image ID. One save serves every node."""
-        ids = {}
-        for image in images:
-            found = await image_id(image)
-            if found is None:
-                raise LabError(f"no image {image} here (build it, or `docker pull` it when you have a registry)")
-            ids[image] = found
+        ids = await self._local_image_ids(images)
         machines = [m for m in await self.nodes() if m.state == "running"]
         if nodes is not None:
             wanted = {self._node_of(n) for n in nodes}
@@ -1022,7 +1088,7 @@ class DockerNodeProvider:
         if not machines:
             raise LabError(f"no running nodes in cluster {self.cluster} (tuik8s lab up)")
         need: dict[str, list[str]] = {}
-        for m, present in zip(machines, await asyncio.gather(*(self._node_image_ids(m.name, images) for m in machines)),
+        for m, present in zip(machines, await _all(self._node_image_ids(m.name, images) for m in machines),
                               strict=True):
             need[m.name] = [image for image in images if present.get(image) != ids[image]]
         to_save = [image for image in images if any(image in lst for lst in need.values())]
@@ -1031,14 +1097,23 @@ class DockerNodeProvider:
             try:
                 archive = work / "images.tar"
                 await run("docker", "save", "-o", archive, *to_save, within=600, what=f"docker save {' '.join(to_save)}")
-                await asyncio.gather(*(self._load_into(name, archive) for name, lst in need.items() if lst))
+                await _all(self._load_into(name, archive) for name, lst in need.items() if lst)
             finally:
-                shutil.rmtree(work, ignore_errors=True)
+                await asyncio.to_thread(shutil.rmtree, work, True)
         return [
             LoadResult(image, tuple(n for n, lst in need.items() if image in lst),
                        tuple(n for n, lst in need.items() if image not in lst))
             for image in images
         ]
+
+    async def _local_image_ids(self, images: Iterable[str]) -> dict[str, str]:
+        ids = {}
+        for image in images:
+            found = await image_id(image)
+            if found is None:
+                raise LabError(f"no image {image} here (build it, or `docker pull` it when you have a registry)")
+            ids[image] = found
+        return ids
 
     async def _node_image_ids(self, node: str, images: Sequence[str]) -> dict[str, str]:
         """{image: ID} of the wanted images the node's engine has, in one exec."""
@@ -1114,6 +1189,17 @@ class DockerNodeProvider:
             while await _host_rule(bridge, "-C", self.cluster):
                 await _host_rule(bridge, "-D", self.cluster)
             await run("docker", "network", "rm", net.name, within=60, what=f"docker network rm {net.name}")
+
+
+async def _all(coros: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run together; the first failure cancels the others and is raised as itself (one line)."""
+    tasks: list[asyncio.Task[T]] = []
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(c) for c in coros]
+    except BaseExceptionGroup as eg:
+        raise eg.exceptions[0] from None
+    return [t.result() for t in tasks]
 
 
 async def _false() -> bool:

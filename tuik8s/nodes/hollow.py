@@ -48,7 +48,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tuik8s.api.quantity import to_bytes
@@ -212,6 +212,7 @@ class Sandbox:
     killed_at: float | None = None
     adopted: bool = False
     announced: bool = False  # Pulled/Created/Started events recorded
+    host_network: bool = False  # the node's IP, not one of the pod CIDR
 
 
 def _container_id(uid: str, name: str, attempt: int) -> str:
@@ -245,7 +246,7 @@ def _container_timeline(
     meta = pod.get("metadata") or {}
     name = str(spec.get("name") or "")
     image = normalize_image(str(spec.get("image") or ""))
-    common = {"name": name, "image": image, "image_id": image_id(str(spec.get("image") or ""))}
+    base = ContainerState(name=name, image=image, image_id=image_id(str(spec.get("image") or "")))
     policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
     exit_code = _annotation_int(pod, EXIT_CODE_ANNOTATION) if policy in ("Never", "OnFailure") else None
     run = _annotation_float(pod, RUN_SECONDS_ANNOTATION, 1.0)
@@ -260,26 +261,26 @@ def _container_timeline(
             code = 0 if exit_code is None else KILLED_EXIT_CODE
             term = Termination(code, "Completed" if code == 0 else "Error", started_at=rfc3339(started),
                                finished_at=rfc3339(end_of_time), container_id=cid)
-            return ContainerState(**common, container_id=cid, state=TERMINATED, termination=term,
+            return replace(base, container_id=cid, state=TERMINATED, termination=term,
                                   last_termination=last, restart_count=attempt), None
         if now < ends:
-            state = ContainerState(**common, container_id=cid, state=RUNNING_STATE, started_at=rfc3339(started),
+            state = replace(base, container_id=cid, state=RUNNING_STATE, started_at=rfc3339(started),
                                    last_termination=last, restart_count=attempt, ready=True, started=True)
             return state, (ends if ends != float("inf") else None)
         assert exit_code is not None
         term = Termination(exit_code, "Completed" if exit_code == 0 else "Error", started_at=rfc3339(started),
                            finished_at=rfc3339(ends), container_id=cid)
         if policy == "Never" or exit_code == 0 or end_of_time <= ends:
-            return ContainerState(**common, container_id=cid, state=TERMINATED, termination=term,
+            return replace(base, container_id=cid, state=TERMINATED, termination=term,
                                   last_termination=last, restart_count=attempt), None
         wait = _backoff(attempt)
         if now < ends + wait and end_of_time > now:
             message = (f"back-off {wait:g}s restarting failed container={name} "
                        f"pod={meta.get('name')}_{meta.get('namespace')}({sb.uid})")
-            return ContainerState(**common, container_id=cid, state=WAITING, reason="CrashLoopBackOff",
+            return replace(base, container_id=cid, state=WAITING, reason="CrashLoopBackOff",
                                   message=message, last_termination=term, restart_count=attempt), ends + wait
         if end_of_time <= ends + wait:
-            return ContainerState(**common, container_id=cid, state=TERMINATED, termination=term,
+            return replace(base, container_id=cid, state=TERMINATED, termination=term,
                                   last_termination=last, restart_count=attempt), None
         attempt, started, last = attempt + 1, ends + wait, term
 
@@ -298,18 +299,17 @@ def hollow_runtime_status(pod: Mapping[str, Any], sb: Sandbox, now: float) -> tu
     for c in spec.get("initContainers") or []:
         name = str(c.get("name") or "")
         image = normalize_image(str(c.get("image") or ""))
-        common = {"name": name, "image": image, "image_id": image_id(str(c.get("image") or "")),
-                  "container_id": _container_id(sb.uid, name, 0)}
+        cid = _container_id(sb.uid, name, 0)
+        base = ContainerState(name=name, image=image, image_id=image_id(str(c.get("image") or "")), container_id=cid)
         if c.get("restartPolicy") == "Always":  # a sidecar runs alongside
             if sb.killed_at is not None and sb.killed_at <= now:
-                term = Termination(0, "Completed", started_at=started, finished_at=rfc3339(sb.killed_at),
-                                   container_id=common["container_id"])
-                inits[name] = ContainerState(**common, state=TERMINATED, termination=term)
+                term = Termination(0, "Completed", started_at=started, finished_at=rfc3339(sb.killed_at), container_id=cid)
+                inits[name] = replace(base, state=TERMINATED, termination=term)
             else:
-                inits[name] = ContainerState(**common, state=RUNNING_STATE, started_at=started, ready=True, started=True)
+                inits[name] = replace(base, state=RUNNING_STATE, started_at=started, ready=True, started=True)
         else:
-            term = Termination(0, "Completed", started_at=started, finished_at=started, container_id=common["container_id"])
-            inits[name] = ContainerState(**common, state=TERMINATED, termination=term)
+            term = Termination(0, "Completed", started_at=started, finished_at=started, container_id=cid)
+            inits[name] = replace(base, state=TERMINATED, termination=term)
     mains: dict[str, ContainerState] = {}
     next_change: float | None = None
     for c in spec.get("containers") or []:
@@ -397,10 +397,7 @@ class HollowNode:
         self.cluster = cluster
         self.cfg = cfg
         self.name = cfg.name
-        self.agent = NodeAgent(
-            cluster.client, cfg, node_cache=lambda: cluster.node_informer.get(self.name),
-            record_event=cluster.record_event,
-        )
+        self.agent = self._new_agent()
         self.ipam = PodIPAM(cfg.pod_cidr or "10.244.0.0/24")
         self.sandboxes: dict[str, Sandbox] = {}
         self.task: asyncio.Task[None] | None = None
@@ -409,16 +406,17 @@ class HollowNode:
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
 
-    def start(self) -> None:
-        if not self.running:
-            self.agent = NodeAgent(
-                self.cluster.client, self.cfg, node_cache=lambda: self.cluster.node_informer.get(self.name),
-                record_event=self.cluster.record_event,
-            )
-            self.task = asyncio.create_task(self._run(), name=f"hollow node {self.name}")
+    def _new_agent(self) -> NodeAgent:
+        return NodeAgent(
+            self.cluster.client, self.cfg, node_cache=lambda: self.cluster.node_informer.get(self.name),
+            record_event=self.cluster.record_event,
+        )
 
-    async def _run(self) -> None:
-        await self.agent.run()
+    def start(self) -> None:
+        """Start (or restart) the kubelet: a fresh agent registers again, as after a reboot."""
+        if not self.running:
+            self.agent = self._new_agent()
+            self.task = asyncio.create_task(self.agent.run(), name=f"hollow node {self.name}")
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -447,10 +445,14 @@ class HollowNode:
         if sb is not None:
             return sb
         status = pod.get("status") or {}
-        ip = status.get("podIP")
-        if ip and (status.get("containerStatuses") or []) and self.ipam.reserve(str(ip)):
-            started = _first_start(status) or parse_time(status.get("startTime")) or now
-            sb = Sandbox(uid, str(ip), started, started, adopted=True, announced=True)
+        host = bool((pod.get("spec") or {}).get("hostNetwork"))
+        ip = self.node_ip() if host else status.get("podIP")
+        started = _first_start(status)
+        if ip and started is not None and (host or self.ipam.reserve(str(ip))):
+            # ours before this process restarted: its containers kept running
+            sb = Sandbox(uid, str(ip), started, started, adopted=True, announced=True, host_network=host)
+        elif host:
+            sb = Sandbox(uid, str(ip), now, now + delay, host_network=True)
         else:
             ip = self.ipam.allocate()
             if ip is None:
@@ -459,23 +461,24 @@ class HollowNode:
         self.sandboxes[uid] = sb
         return sb
 
+    def release_ip(self, sb: Sandbox) -> None:
+        if not sb.host_network:
+            self.ipam.release(sb.ip)
+
     def forget(self, uid: str) -> None:
         sb = self.sandboxes.pop(uid, None)
         if sb is not None:
-            self.ipam.release(sb.ip)
+            self.release_ip(sb)
 
 
 def _first_start(status: Mapping[str, Any]) -> float | None:
-    times = []
+    """When the pod's containers first started, by its status; None if none has."""
+    times: list[float] = []
     for cs in status.get("containerStatuses") or []:
         state = cs.get("state") or {}
-        for kind in ("running", "terminated"):
-            at = parse_time((state.get(kind) or {}).get("startedAt"))
-            if at is not None:
-                times.append(at)
-        last = ((cs.get("lastState") or {}).get("terminated") or {}).get("startedAt")
-        if parse_time(last) is not None:
-            times.append(parse_time(last))
+        candidates = [(state.get(kind) or {}).get("startedAt") for kind in ("running", "terminated")]
+        candidates.append(((cs.get("lastState") or {}).get("terminated") or {}).get("startedAt"))
+        times.extend(at for text in candidates if (at := parse_time(text)) is not None)
     return min(times) if times else None
 
 
@@ -500,7 +503,7 @@ class HollowCluster:
     Library use::
 
         cluster = HollowCluster(client, HollowConfig(nodes=3))
-        await cluster.start()            # returns once every Node is registered
+        await cluster.start()            # returns once every Node is registered and leased
         await cluster.stop_node("hollow-1")   # that kubelet goes quiet
         await cluster.start_node("hollow-1")  # and comes back
         await cluster.stop()
@@ -543,7 +546,8 @@ class HollowCluster:
             self._requeue_node(node.name)
 
     async def wait_registered(self) -> None:
-        await asyncio.gather(*(n.agent.registered.wait() for n in self.nodes.values()))
+        """Until every running node has registered and renewed its Lease once."""
+        await asyncio.gather(*(n.agent.leased.wait() for n in self.nodes.values() if n.running))
 
     async def stop(self, *, delete_nodes: bool = False) -> None:
         """Stop every node (they go NotReady in time); `delete_nodes` removes them too."""
@@ -583,7 +587,7 @@ class HollowCluster:
         """That kubelet starts again: it re-registers, reports Ready and syncs its pods."""
         node = self.nodes[name]
         node.start()
-        await node.agent.registered.wait()
+        await node.agent.leased.wait()
         self._requeue_node(name)
 
     def _requeue_node(self, name: str) -> None:
@@ -703,7 +707,7 @@ class HollowCluster:
         if status.get("phase") in ("Succeeded", "Failed"):
             sb = node.sandboxes.get(_uid(pod))
             if sb is not None:
-                node.ipam.release(sb.ip)  # the sandbox is gone; the record stays for the status
+                node.release_ip(sb)  # the sandbox is gone; the record stays for the status
             return None
         sb = node.sandbox_for(pod, now, random.uniform(0, self.config.start_delay))
         if sb is None:
@@ -724,7 +728,7 @@ class HollowCluster:
                 await self._pod_event(pod, name, "Normal", "Created", f"Created container: {name}")
                 await self._pod_event(pod, name, "Normal", "Started", f"Started container {name}")
         if pod_finished(pod, runtime):
-            node.ipam.release(sb.ip)
+            node.release_ip(sb)
         return None if next_change is None else next_change - now
 
     async def _write_status(self, key: str, pod: Obj, status: Obj) -> Obj:
@@ -797,7 +801,8 @@ def _internal_ip(node: Mapping[str, Any]) -> str | None:
 # --- the command -----------------------------------------------------------------------------
 
 
-def _client_for(kubeconfig: str | None, context: str | None, config: HollowConfig) -> ApiClient:
+def client_for(kubeconfig: str | None, context: str | None, config: HollowConfig | None = None) -> ApiClient:
+    """One client for a whole HollowCluster: one connection pool, heartbeats first."""
     import os
 
     from tuik8s.client.kubeconfig import access_for
@@ -814,20 +819,38 @@ def _client_for(kubeconfig: str | None, context: str | None, config: HollowConfi
                 os.environ.pop("KUBECONFIG", None)
             else:
                 os.environ["KUBECONFIG"] = saved
+    config = config or HollowConfig()
     transport = ThrottledTransport(
         HttpTransport(access, timeout=30.0), max_in_flight=config.max_in_flight, write_qps=config.write_qps
     )
     return ApiClient(transport, default_namespace=access.namespace)
 
 
-def _check_quantities(args: argparse.Namespace) -> None:
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse bad flags with one line before anything starts."""
+    from pathlib import Path
+
     from tuik8s.api.quantity import cpu_millis
 
+    if args.nodes < 1:
+        raise ValueError("--nodes must be at least 1")
+    if args.lease_duration < 1:
+        raise ValueError("--lease-duration must be at least 1 second")
+    if args.pods < 1:
+        raise ValueError("--pods must be at least 1")
+    for flag, value, parse in (("--cpu", args.cpu, cpu_millis), ("--memory", args.memory, to_bytes)):
+        try:
+            if parse(value) <= 0:
+                raise ValueError("must be more than 0")
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{flag} {value}: {e}") from None
     try:
-        cpu_millis(args.cpu)
-        to_bytes(args.memory)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"--cpu {args.cpu} / --memory {args.memory}: {e}") from None
+        if ipaddress.ip_network(args.cluster_cidr).prefixlen > 24:
+            raise ValueError("needs room for at least one /24")
+    except ValueError as e:
+        raise ValueError(f"--cluster-cidr {args.cluster_cidr}: {e}") from None
+    if args.kubeconfig and not Path(args.kubeconfig).is_file():
+        raise ValueError(f"--kubeconfig {args.kubeconfig}: no such file")
 
 
 async def run_hollow(args: argparse.Namespace, *, ready: Any = None) -> int:
@@ -838,7 +861,7 @@ async def run_hollow(args: argparse.Namespace, *, ready: Any = None) -> int:
         max_in_flight=args.max_in_flight, write_qps=args.qps, status_report_frequency=args.status_report_frequency,
         cluster_cidr=args.cluster_cidr,
     )
-    client = _client_for(args.kubeconfig, args.context, config)
+    client = client_for(args.kubeconfig, args.context, config)
     cluster = HollowCluster(client, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -854,8 +877,8 @@ async def run_hollow(args: argparse.Namespace, *, ready: Any = None) -> int:
             start.result()
             names = list(cluster.nodes)
             shown = names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]}"
-            print(f"tuik8s hollow: {len(names)} nodes registered ({shown}) in {time.monotonic() - started:.1f}s",
-                  flush=True)
+            what = "1 node" if len(names) == 1 else f"{len(names)} nodes"
+            print(f"tuik8s hollow: {what} registered ({shown}) in {time.monotonic() - started:.1f}s", flush=True)
             if ready is not None:
                 ready(cluster)
             await waiter
@@ -902,14 +925,8 @@ def add_hollow_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_hollow(args: argparse.Namespace) -> int:
-    if args.nodes < 1:
-        print("tuik8s: error: --nodes must be at least 1", file=sys.stderr)
-        return 1
-    if args.lease_duration < 1:
-        print("tuik8s: error: --lease-duration must be at least 1 second", file=sys.stderr)
-        return 1
     try:
-        _check_quantities(args)
+        _check_args(args)
     except ValueError as e:
         print(f"tuik8s: error: {e}", file=sys.stderr)
         return 1

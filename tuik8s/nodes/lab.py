@@ -168,6 +168,10 @@ class ControlPlane:
         return deleted
 
 
+def _nodes(n: int) -> str:
+    return f"{n} node{'s' if n != 1 else ''}"
+
+
 def _readiness(node: Mapping[str, Any]) -> str:
     for cond in (node.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Ready":
@@ -222,7 +226,7 @@ async def lab_up(args: argparse.Namespace) -> int:
     wanted = [node_name(i) for i in range(1, args.nodes + 1)]
     summary = ", ".join(f"{m.name} {m.address} {m.pod_cidr}" for m in machines if m.name in wanted)
     if args.no_wait:
-        print(f"lab {args.cluster}: {len(wanted)} nodes running in {time.monotonic() - started:.1f}s ({summary})")
+        print(f"lab {args.cluster}: {_nodes(len(wanted))} running in {time.monotonic() - started:.1f}s ({summary})")
         return 0
     not_ready = await wait_ready(plane, server, endpoint, wanted, args.wait)
     took = time.monotonic() - started
@@ -231,7 +235,7 @@ async def lab_up(args: argparse.Namespace) -> int:
         print(f"tuik8s: error: nodes not Ready after {took:.0f}s: {which} "
               f"(the machines run; see `docker logs tuik8s-{args.cluster}-NODE`)", file=sys.stderr)
         return 1
-    print(f"lab {args.cluster}: {len(wanted)} nodes Ready in {took:.1f}s ({summary})")
+    print(f"lab {args.cluster}: {_nodes(len(wanted))} Ready in {took:.1f}s ({summary})")
     return 0
 
 
@@ -270,7 +274,7 @@ async def lab_down(args: argparse.Namespace) -> int:
         print(f"lab {args.cluster}: nothing to remove")
         return 0
     extra = f"; deleted Node{'s' if len(deleted) != 1 else ''} {', '.join(deleted)}" if deleted else ""
-    print(f"lab {args.cluster} removed: {len(machines)} node{'s' if len(machines) != 1 else ''}, "
+    print(f"lab {args.cluster} removed: {_nodes(len(machines))}, "
           f"network {provider.network_name}, host routes{extra}")
     return 0
 
