@@ -133,6 +133,7 @@ else
         --ca-file "$CREDENTIALS/ca.crt"
         --pod-cidr "$POD_CIDR"
     )
+    [ -f "$CREDENTIALS/log-token" ] && kubelet+=(--log-token-file "$CREDENTIALS/log-token")
     [ -n "${TUIK8S_NODE_IP:-}" ] && kubelet+=(--node-ip "$TUIK8S_NODE_IP")
     [ -n "${TUIK8S_DNS:-}" ] && kubelet+=(--node-dns "$TUIK8S_DNS")
 fi

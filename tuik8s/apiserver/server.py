@@ -27,6 +27,8 @@ from tuik8s.api.registry import SYSTEM_NAMESPACES
 from tuik8s.apiserver import openapi
 from tuik8s.apiserver.certs import ensure_serving_material, ssl_context
 from tuik8s.apiserver.http import ApiServerApp
+from tuik8s.apiserver.kubelets import KubeletClient
+from tuik8s.apiserver.kubelets import ensure_token as ensure_kubelet_token
 from tuik8s.apiserver.request import ApiRequest, User
 from tuik8s.apiserver.rest import Resources
 from tuik8s.apiserver.strategy import Strategy
@@ -62,6 +64,7 @@ class ControlPlaneServer:
         self.admin_token = ""
         self.ca_pem = b""
         self._lock_fd: int | None = None
+        self.kubelets: KubeletClient | None = None
         self._openapi: asyncio.Task[None] | None = None
 
     @property
@@ -98,6 +101,11 @@ class ControlPlaneServer:
         strategy = Strategy()
         strategy.restore([decode(s) for s in self.store.list("services")])
         self.resources = Resources(self.store, strategy)
+        try:
+            self.kubelets = KubeletClient(self.store, ensure_kubelet_token(d))
+        except OSError as e:
+            raise StartupError(f"cannot write the kubelet client token in {d}: {e.strerror or e}") from None
+        self.resources.kubelet_logs = self.kubelets.logs
         try:
             material = ensure_serving_material(d / "pki", hostnames=[a for a in self.config.advertise if not _is_ip(a)], ips=[a for a in self.config.advertise if _is_ip(a)])
             self.admin_token = ensure_admin_token(d)
@@ -167,6 +175,9 @@ class ControlPlaneServer:
             self.store.close_watches()
         if self._openapi is not None:
             self._openapi.cancel()
+        if self.kubelets is not None:
+            await self.kubelets.close()
+            self.kubelets = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

@@ -1003,6 +1003,10 @@ class DockerNodeProvider:
         server = f"https://{net.gateway}:{self.api.port}"
         _write_atomic(d / "token", self.api.token + "\n", 0o600)
         _write_atomic(d / "ca.crt", self.api.ca_pem.decode(), 0o644)
+        # the API server's credential for the node's log endpoint (kubectl logs)
+        log_token = self.data_dir / "kubelet-client-token"
+        if log_token.exists():
+            _write_atomic(d / "log-token", log_token.read_text(), 0o600)
         kubeconfig = build_kubeconfig(f"tuik8s-{self.cluster}", server, self.api.ca_pem, self.api.token)
         _write_atomic(d / "kubeconfig", yaml.safe_dump(kubeconfig, sort_keys=False), 0o600)
 
