@@ -24,6 +24,7 @@ from tuik8s.scheduler.framework import (
     NodeInfo,
     PodInfo,
     Snapshot,
+    unresolvable,
 )
 from tuik8s.scheduler.runtime import Framework
 
@@ -101,6 +102,17 @@ class Algorithm:
             diagnosis.absent_status = st
             diagnosis.unschedulable_plugins.add(st.plugin)
             return [], diagnosis, 0
+        all_nodes = n
+        if state.node_names is not None:
+            # a PreFilter named the only candidates; the other nodes count as rejected by it
+            by_name = snapshot.by_name
+            nodes = [by_name[name] for name in sorted(state.node_names) if name in by_name]
+            plugins = " ".join(sorted(set(state.restricted_by)))
+            diagnosis.absent_status = unresolvable(f"node(s) didn't satisfy plugin(s) [{plugins}]")
+            diagnosis.unschedulable_plugins.update(state.restricted_by)
+            n = len(nodes)
+            if not n:
+                return [], diagnosis, 0
         to_find = num_feasible_nodes_to_find(n, fwk.profile.percentage_of_nodes_to_score)
         start = self.next_start_node_index % n
         order = nodes[start:] + nodes[:start] if start else nodes
@@ -108,7 +120,7 @@ class Algorithm:
         feasible: list[NodeInfo] = []
         if not filters:
             feasible = order[:to_find]
-            self.next_start_node_index = (start + len(feasible)) % n
+            self.next_start_node_index = (self.next_start_node_index + len(feasible)) % all_nodes
             return feasible, diagnosis, len(feasible)
         statuses = diagnosis.node_to_status
         rejected_by = diagnosis.unschedulable_plugins
@@ -117,8 +129,8 @@ class Algorithm:
         if len(filters) == 1:
             # the usual case once PreFilters skipped what cannot fail (NodeResourcesFit
             # alone): check nodes a batch at a time, a batch being what is still missing
-            name, fn = filters[0]
-            many = self.framework.batch_filter(name, pod)
+            name = filters[0][0]
+            many = fwk.batch_filter(name)
             i = 0
             while i < n and len(feasible) < to_find:
                 batch = order[i : i + max(to_find - len(feasible), MIN_FILTER_BATCH)]
@@ -142,7 +154,7 @@ class Algorithm:
                         st.plugin = name
                     statuses[ni.name] = st
                     rejected_by.add(name)
-            self.next_start_node_index = (start + processed) % n
+            self.next_start_node_index = (self.next_start_node_index + processed) % all_nodes
             return feasible, diagnosis, processed
         for ni in order:
             processed += 1
@@ -160,7 +172,7 @@ class Algorithm:
                 append(ni)
                 if len(feasible) >= to_find:
                     break
-        self.next_start_node_index = (start + processed) % n
+        self.next_start_node_index = (self.next_start_node_index + processed) % all_nodes
         return feasible, diagnosis, processed
 
     def select_host(self, nodes: list[NodeInfo], totals: list[int]) -> str:

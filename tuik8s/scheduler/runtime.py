@@ -3,8 +3,10 @@
 `Framework` is upstream's frameworkImpl reduced to what the default profile uses: PreFilter,
 Filter, PreScore, Score + NormalizeScore. The hot loops (one filter pass per node, one
 score pass per plugin over the feasible nodes) are written for CPython: plugins a
-PreFilter/PreScore skipped are dropped before the loop, and a Score plugin may offer
-`score_many` to score all nodes in one call.
+PreFilter/PreScore skipped are dropped before the loop, and a plugin may offer
+`filter_many` / `score_many` to answer for a list of nodes in one call (one list
+comprehension instead of a Python call per node; the unit tests hold them equal to the
+per-node `filter` / `score`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from tuik8s.scheduler.framework import (
     Snapshot,
     Status,
 )
-from tuik8s.scheduler.memo import NodeMemo
 from tuik8s.scheduler.plugins import DEFAULT_FILTERS, DEFAULT_SCORES, REGISTRY, Factory
 
 
@@ -74,17 +75,6 @@ class Framework:
             )
             for p, _ in self.score_plugins
         }
-        # answers of plugins that name what they depend on, kept per node (see memo.py)
-        self.score_memos: dict[str, NodeMemo] = {
-            p.name: NodeMemo(self._scorers[p.name][0])
-            for p, _ in self.score_plugins
-            if hasattr(p, "score_signature")
-        }
-        self.filter_memos: dict[str, NodeMemo] = {
-            p.name: NodeMemo(getattr(p, "filter_many", None) or _filter_one_by_one(p))
-            for p in self.filter_plugins
-            if hasattr(p, "filter_signature")
-        }
 
     # ---- events -----------------------------------------------------------------------
 
@@ -108,14 +98,9 @@ class Framework:
             return st
         return None
 
-    def batch_filter(self, name: str, pod: PodInfo) -> Any:
-        """`(state, pod, nodes) -> [Status | None]` for filter `name`, remembered if it can be."""
+    def batch_filter(self, name: str) -> Any:
+        """`(state, pod, nodes) -> [Status | None]` for filter `name`, in one call if it can."""
         plugin = self.plugins[name]
-        memo = self.filter_memos.get(name)
-        if memo is not None:
-            signature = plugin.filter_signature(pod)
-            if signature is not None:
-                return lambda state, pod, nodes: memo.many(signature, state, pod, nodes)
         return getattr(plugin, "filter_many", None) or _filter_one_by_one(plugin)
 
     def active_filters(self, state: CycleState) -> list[tuple[str, FilterFn]]:
@@ -145,12 +130,7 @@ class Framework:
     def plugin_scores(self, p: ScorePlugin, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         """One plugin's scores for the nodes, normalized and checked to lie in 0..100."""
         many, normalize = self._scorers[p.name]
-        memo = self.score_memos.get(p.name)
-        signature = p.score_signature(pod) if memo is not None else None  # type: ignore[attr-defined]
-        if signature is not None:
-            scores = memo.many(signature, state, pod, nodes)  # type: ignore[union-attr]
-        else:
-            scores = many(state, pod, nodes)
+        scores = many(state, pod, nodes)
         if normalize is not None:
             normalize(state, pod, nodes, scores)
         if scores and (min(scores) < 0 or max(scores) > MAX_NODE_SCORE):
@@ -159,7 +139,7 @@ class Framework:
 
 
 def weighted_sum(parts: list[tuple[list[int], int]], n: int) -> list[int]:
-    """Σ score × weight per node, in one pass for the usual two to four plugins."""
+    """Σ score × weight per node, in one pass for up to three plugins (the usual case)."""
     if not parts:
         return [0] * n
     if len(parts) == 1:

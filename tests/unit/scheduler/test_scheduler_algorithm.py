@@ -114,3 +114,39 @@ def test_a_single_feasible_node_is_not_scored():
     nodes = snapshot(node_info(node("a")), node_info(node("b", unschedulable=True)))
     result = algorithm().schedule(info(pod()), nodes)
     assert (result.node, result.feasible_nodes, result.evaluated_nodes) == ("a", 1, 2)
+
+
+def daemon_pod(node_name: str, **kw):
+    term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node_name]}]}
+    return pod(affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}, **kw)
+
+
+def test_a_pod_pinned_by_node_name_affinity_looks_at_its_node_only():
+    nodes = snapshot(*(node_info(node(f"n{i}")) for i in range(5)))
+    algo = algorithm()
+    result = algo.schedule(info(daemon_pod("n3")), nodes)
+    assert (result.node, result.evaluated_nodes) == ("n3", 1)
+
+
+def test_the_other_nodes_count_as_rejected_by_the_prefilter():
+    nodes = snapshot(*(node_info(node(f"n{i}", pods="1"), pod(f"x{i}")) for i in range(5)))
+    with pytest.raises(FitError) as e:
+        algorithm().schedule(info(daemon_pod("n3")), nodes)
+    assert str(e.value) == "0/5 nodes are available: 1 Too many pods, 4 node(s) didn't satisfy plugin(s) [NodeAffinity]."
+    assert e.value.diagnosis.unschedulable_plugins == {"NodeAffinity", "NodeResourcesFit"}
+
+
+def test_node_name_affinity_to_a_node_that_does_not_exist():
+    nodes = snapshot(node_info(node("a")), node_info(node("b")))
+    with pytest.raises(FitError) as e:
+        algorithm().schedule(info(daemon_pod("gone")), nodes)
+    assert str(e.value) == "0/2 nodes are available: 2 node(s) didn't satisfy plugin(s) [NodeAffinity]."
+
+
+def test_conflicting_node_name_terms():
+    term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]},
+                            {"key": "metadata.name", "operator": "In", "values": ["b"]}]}
+    p = pod(affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}})
+    with pytest.raises(FitError) as e:
+        algorithm().schedule(info(p), snapshot(node_info(node("a")), node_info(node("b"))))
+    assert str(e.value) == "0/2 nodes are available: pod affinity terms conflict."

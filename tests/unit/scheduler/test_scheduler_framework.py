@@ -62,6 +62,7 @@ def test_node_info_sums_are_incremental():
     ni.add_pod(a)
     ni.add_pod(b)
     assert (ni.requested_cpu, ni.requested_memory, len(ni.pods)) == (1500, 1024 * MI, 2)
+    assert (ni.free_cpu, ni.free_memory, ni.free_pods) == (2500, 15 * 1024 * MI, 108)
     assert ni.nz_memory == 1024 * MI + 200 * MI
     assert ni.owner_counts == {"uid-rs": 2}
     ni.add_pod(a)  # the same pod again replaces itself
@@ -70,6 +71,10 @@ def test_node_info_sums_are_incremental():
     assert (ni.requested_cpu, ni.requested_memory, ni.owner_counts) == (500, 0, {"uid-rs": 1})
     ni.remove_pod(b.uid)
     assert (ni.requested_cpu, ni.nz_cpu, ni.nz_memory, ni.owner_counts) == (0, 0, 0, {})
+    assert (ni.free_cpu, ni.free_memory, ni.free_pods) == (4000, 16 * 1024 * MI, 110)
+    ni.add_pod(a)
+    ni.set_node(node("a", cpu="8"))  # a new allocatable keeps what is requested
+    assert (ni.free_cpu, ni.requested_cpu) == (7000, 1000)
 
 
 def test_node_info_reads_allocatable_and_taints_once():

@@ -47,10 +47,6 @@ class BalancedAllocation:
             node.requested_cpu + pod.cpu, node.alloc_cpu, node.requested_memory + pod.memory, node.alloc_memory
         )
 
-    def score_signature(self, pod: PodInfo) -> tuple:
-        """The score depends on the pod's cpu and memory requests only."""
-        return (pod.cpu, pod.memory)
-
     def score_many(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         """`score` for many nodes at once (the per-pod hot loop, without a call per node)."""
         pc, pm = pod.cpu, pod.memory

@@ -26,6 +26,7 @@ from tuik8s.scheduler.framework import (
 
 NAME = "NodeAffinity"
 ERR_REASON_POD = "node(s) didn't match Pod's node affinity/selector"
+ERR_REASON_CONFLICT = "pod affinity terms conflict"
 _FILTER_KEY = "PreFilter" + NAME
 _SCORE_KEY = "PreScore" + NAME
 
@@ -41,6 +42,24 @@ def required_terms(pod: PodInfo) -> list[Mapping[str, Any]] | None:
     if required is None:
         return None
     return [t for t in (required.get("nodeSelectorTerms") or ()) if isinstance(t, dict)]
+
+
+def named_nodes(terms: list[Mapping[str, Any]] | None) -> set[str] | None:
+    """The node names the required terms allow, when every term names its nodes
+    (matchFields metadata.name In [...], as the DaemonSet controller writes); else None."""
+    if not terms:
+        return None
+    names: set[str] = set()
+    for term in terms:
+        in_term: set[str] | None = None
+        for req in term.get("matchFields") or ():
+            if req.get("key") == "metadata.name" and req.get("operator") == "In":
+                values = set(req.get("values") or ())
+                in_term = values if in_term is None else in_term & values
+        if in_term is None:
+            return None  # this term may match any node, and terms are ORed
+        names |= in_term
+    return names
 
 
 def _fields(node: NodeInfo) -> dict[str, str]:
@@ -74,6 +93,11 @@ class NodeAffinity:
         if not selector and terms is None:
             return SKIP
         state.write(_FILTER_KEY, (dict(selector), terms))
+        names = named_nodes(terms)
+        if names is not None:
+            if not names:
+                return unresolvable(ERR_REASON_CONFLICT)
+            state.restrict_to(NAME, names)
         return None
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:

@@ -84,9 +84,9 @@ class NodeResourcesFit:
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         # the common case, a fit, in one expression; the reasons are worked out only on a miss
         if (
-            len(node.pods) < node.alloc_pods
-            and pod.cpu <= node.alloc_cpu - node.requested_cpu
-            and pod.memory <= node.alloc_memory - node.requested_memory
+            node.free_pods > 0
+            and pod.cpu <= node.free_cpu
+            and pod.memory <= node.free_memory
             and not pod.ephemeral
             and not pod.scalars
         ):
@@ -94,25 +94,14 @@ class NodeResourcesFit:
         reasons = insufficient_resources(pod, node)
         return unschedulable(*reasons) if reasons else None
 
-    def filter_signature(self, pod: PodInfo) -> tuple:
-        """The filter depends on the pod's requests only (and on the node)."""
-        return (pod.cpu, pod.memory, pod.ephemeral, tuple(sorted(pod.scalars.items())))
-
-    def score_signature(self, pod: PodInfo) -> tuple:
-        """The score depends on the pod's non-zero cpu and memory requests only."""
-        return (pod.nz_cpu, pod.nz_memory)
-
     def filter_many(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[Status | None]:
         """`filter` for many nodes at once (the per-pod hot loop, without a call per node)."""
         if pod.ephemeral or pod.scalars:
             return [self.filter(state, pod, ni) for ni in nodes]
         cpu, mem = pod.cpu, pod.memory
+        reject = self.filter
         return [
-            None
-            if len(ni.pods) < ni.alloc_pods
-            and cpu <= ni.alloc_cpu - ni.requested_cpu
-            and mem <= ni.alloc_memory - ni.requested_memory
-            else self.filter(state, pod, ni)
+            None if ni.free_pods > 0 and cpu <= ni.free_cpu and mem <= ni.free_memory else reject(state, pod, ni)
             for ni in nodes
         ]
 

@@ -39,10 +39,6 @@ class SelectorSpread:
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         return node.owner_counts.get(pod.owner, 0)
 
-    def score_signature(self, pod: PodInfo) -> str:
-        """The raw count depends on the pod's owner only."""
-        return pod.owner
-
     def score_many(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         owner = pod.owner
         return [ni.owner_counts.get(owner, 0) for ni in nodes]
