@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tuik8s.kubelet.cli import add_kubelet_parser
     from tuik8s.nodes.hollow import add_hollow_parser
     from tuik8s.nodes.lab import add_lab_parser
+    from tuik8s.up import add_up_parsers
 
+    add_up_parsers(sub)
     add_hollow_parser(sub)
     add_lab_parser(sub)
     add_kubelet_parser(sub)
@@ -132,10 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from tuik8s.up import UpError
+
     try:
         return int(args.func(args))
-    except CliError as e:
+    except (CliError, UpError) as e:
         return _fail(str(e))
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
