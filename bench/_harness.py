@@ -249,9 +249,10 @@ def _wait_ready(p: subprocess.Popen[bytes], out: Path, err: Path, what: str, tim
 class TuikServer:
     """`tuik8s server` on a data dir, started and stopped by the benchmark."""
 
-    def __init__(self, data_dir: Path, pki_from: Path | None = None) -> None:
+    def __init__(self, data_dir: Path, pki_from: Path | None = None, flags: Sequence[str] = ()) -> None:
         self.data_dir = data_dir
         self.pki_from = pki_from
+        self.flags = tuple(flags)  # extra `tuik8s server` flags, e.g. --no-controllers
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.token = ""
@@ -293,7 +294,7 @@ class TuikServer:
         with open(out, "wb") as fo, open(err, "wb") as fe:
             self.proc = REAPER.spawn(
                 [PYTHON, "-m", "tuik8s.cli", "server", "--data-dir", str(self.data_dir),
-                 "--port", "0", "--no-user-kubeconfig"],
+                 "--port", "0", "--no-user-kubeconfig", *self.flags],
                 stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, cwd=str(REPO),
             )
         line = _wait_ready(self.proc, out, err, "tuik8s server", timeout)

@@ -377,7 +377,8 @@ class Bench:
         raise RuntimeError(f"worker did not say '{word}' within {timeout:.0f} s")
 
     def new_server(self, name: str) -> TuikServer:
-        srv = TuikServer(self.root / name, pki_from=self.pki)
+        # the API server alone: no scheduler or controllers reacting to the pods it stores
+        srv = TuikServer(self.root / name, pki_from=self.pki, flags=("--no-scheduler", "--no-controllers"))
         srv.start()
         if self.pki is None:
             self.pki = srv.data_dir / "pki"

@@ -9,6 +9,7 @@ with a schedulerName no scheduler serves, so these tests do not depend on the sc
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import time
@@ -16,6 +17,7 @@ import time
 from tests.integration import hollow_fixtures
 from tests.integration.conftest import RunningServer, wait_for
 from tests.integration.hollow_fixtures import NO_SCHEDULER, HollowProcess, bind, start_hollow
+from tuik8s.nodes.hollow import HollowCluster, HollowConfig, client_for
 
 hollow = hollow_fixtures.hollow  # the fixture: three Ready hollow nodes
 
@@ -161,3 +163,56 @@ def test_delete_on_exit_removes_the_nodes(server: RunningServer):
     assert "brief-0" not in out and "brief-1" not in out
     leases = server.kubectl("get", "lease", "-n", "kube-node-lease", check=True).stdout
     assert "brief-0" not in leases
+
+
+
+async def eventually(check, within: float = 10.0):
+    """wait_for for coroutines: await `check()` until it is truthy."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not (result := await check()):
+        assert loop.time() < deadline, f"timed out after {within}s waiting for {check}"
+        await asyncio.sleep(0.1)
+    return result
+
+
+async def test_the_library_stops_and_starts_single_nodes(server: RunningServer):
+    config = HollowConfig(nodes=2, name_prefix="lib-", lease_duration=4, start_delay=0.05)
+    client = client_for(str(server.kubeconfig), None, config)
+    cluster = HollowCluster(client, config)
+    await cluster.start()
+    try:
+        async def renew_time(name: str) -> str:
+            return (await client.get("leases", name, "kube-node-lease"))["spec"]["renewTime"]
+
+        await cluster.stop_node("lib-1")
+        frozen = await renew_time("lib-1")
+        make_pod(server, "waits")
+        bind(server, "default", "waits", "lib-1")
+        # lib-0 renews every second; two renewals later lib-1 has renewed none
+        seen = [await renew_time("lib-0")]
+
+        async def lib0_renewed_twice() -> bool:
+            now = await renew_time("lib-0")
+            if now != seen[-1]:
+                seen.append(now)
+            return len(seen) >= 3
+
+        await eventually(lib0_renewed_twice)
+        assert await renew_time("lib-1") == frozen
+        assert pod_json(server, "waits")["status"]["phase"] == "Pending"  # nor runs its pods
+
+        await cluster.start_node("lib-1")
+
+        async def lib1_renewed() -> bool:
+            return await renew_time("lib-1") != frozen
+
+        async def waits_runs() -> bool:
+            return pod_json(server, "waits")["status"].get("phase") == "Running"
+
+        await eventually(lib1_renewed)
+        await eventually(waits_runs)
+    finally:
+        await cluster.stop(delete_nodes=True)
+        await client.close()
+    server.kubectl("delete", "pod", "waits", "--force", "--grace-period=0", check=True)

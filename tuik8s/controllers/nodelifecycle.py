@@ -31,6 +31,12 @@ if they had `default_toleration_seconds`. The clock starts when the taint was ad
 **Pod GC** (upstream's podgc, orphan part). A pod bound to a Node that no longer exists is
 marked Failed with a DisruptionTarget condition and force-deleted, after a quarantine and
 a live read of the Node, so a pod bound to a Node the cache has not seen yet survives.
+
+Timings come from `Timings` (node_monitor_grace, node_monitor_period,
+default_toleration_seconds); `Timings.extra` may set node_startup_grace (60 s),
+node_eviction_rate (0.1/s), secondary_node_eviction_rate (0.01/s),
+large_cluster_size_threshold (50), unhealthy_zone_threshold (0.55), pod_gc_period (half
+the grace; upstream 20 s) and pod_gc_quarantine (the grace; upstream 40 s).
 """
 
 from __future__ import annotations
@@ -237,7 +243,6 @@ class _Health:
 
     probe: float
     ready_heartbeat: Any = None
-    ready_transition: Any = None
     lease_renew: float | None = None
 
 
@@ -370,7 +375,7 @@ class NodeLifecycleController(Controller):
             return
         wanted = set(wanted_noschedule_taints(node))
         have = {
-            (t.get("key"), t.get("effect")) for t in taints_of(node)
+            (str(t.get("key")), str(t.get("effect"))) for t in taints_of(node)
             if t.get("effect") == "NoSchedule" and (t.get("key") in _CONDITION_TAINT_KEYS or t.get("key") == TAINT_UNSCHEDULABLE)
         }
         if wanted != have:
@@ -554,7 +559,7 @@ class NodeLifecycleController(Controller):
             probe = now
             if ready is None:
                 probe = parse_time(node["metadata"].get("creationTimestamp")) or now
-            health = self._health[name] = _Health(probe, (ready or {}).get("lastHeartbeatTime"), (ready or {}).get("lastTransitionTime"))
+            health = self._health[name] = _Health(probe, (ready or {}).get("lastHeartbeatTime"))
         elif ready is not None and ready.get("lastHeartbeatTime") != health.ready_heartbeat:
             health.probe = now
             health.ready_heartbeat = ready.get("lastHeartbeatTime")

@@ -103,20 +103,19 @@ def cluster_id(server: str, ca_data: bytes | None = None) -> str:
 
 
 def detect_node_ip(server: str) -> str:
-    """The address this machine uses toward the API server, else its first non-loopback
-    one, else loopback."""
+    """The address this machine uses toward the API server; when that is loopback (a
+    kubelet next to its API server), the one of its default route; else loopback.
+
+    A UDP `connect` sends nothing: it only asks the kernel which route it would take.
+    """
     host = urlsplit(server).hostname or "127.0.0.1"
-    with contextlib.suppress(OSError):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect((host, 443))  # UDP connect sends nothing: it only picks a route
-            ip = s.getsockname()[0]
-            if not ipaddress.ip_address(ip).is_loopback:
-                return str(ip)
-    with contextlib.suppress(OSError):
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            ip = info[4][0]
-            if not ipaddress.ip_address(ip).is_loopback:
-                return str(ip)
+    for target in (host, "192.0.2.1"):  # TEST-NET-1: any address the default route covers
+        with contextlib.suppress(OSError):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.connect((target, 443))
+                ip = s.getsockname()[0]
+                if not ipaddress.ip_address(ip).is_loopback:
+                    return str(ip)
     return "127.0.0.1"
 
 
@@ -152,6 +151,7 @@ class Kubelet:
         self.config = config
         self.pods = Informer(client, "pods", field_selector=f"spec.nodeName={config.node_name}")
         self.services = Informer(client, "services")
+        self.node = Informer(client, "nodes", field_selector=f"metadata.name={config.node_name}")
         self.workers: dict[str, PodWorker] = {}
         self.volumes = VolumeManager(
             config.root_dir, self._get_object, allocatable={"cpu": config.cpu, "memory": config.memory}
@@ -183,7 +183,7 @@ class Kubelet:
             container_runtime_version=version,
             kubelet_port=cfg.log_port,
             lease_duration=cfg.lease_duration,
-        ))
+        ), node_cache=lambda: self.node.get(cfg.node_name))
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
         self._ctx = WorkerContext(
             client=self.client,
@@ -208,11 +208,14 @@ class Kubelet:
             services=self.services.list,
         )
         try:
-            self._tasks.append(asyncio.create_task(self.node_agent.run(), name="node agent"))
-            self._tasks.append(asyncio.create_task(self._send_events(), name="kubelet events"))
-            self.pods.add_handler(self._pod_changed, lambda _old, new: self._pod_changed(new), self._pod_deleted)
+            self.pods.add_handler(self._pod_changed, lambda old, new: self._pod_changed(new, old), self._pod_deleted)
+            self.node.add_handler(on_update=lambda _old, _new: self._nudge_node(), on_delete=lambda _n: self._nudge_node())
+            self.node.start()
             self.pods.start()
             self.services.start()
+            await self.node.wait_synced()  # so registering finds an existing Node in the cache
+            self._tasks.append(asyncio.create_task(self.node_agent.run(), name="node agent"))
+            self._tasks.append(asyncio.create_task(self._send_events(), name="kubelet events"))
             if cfg.log_port:
                 self.log_server = LogServer(
                     self.find_log_container, self.runtime, host=cfg.log_address, port=cfg.log_port,
@@ -229,12 +232,19 @@ class Kubelet:
             await self._relist(first=True)
             self.ready.set()
             log.info("kubelet %s ready (%s, %d pods)", cfg.node_name, version, len(self.pods))
+            trouble = ""
             while True:
                 await asyncio.sleep(cfg.relist_period)
                 try:
                     await self._relist()
                 except ContainerRuntimeError as e:
-                    log.warning("kubelet %s: relisting the runtime failed: %s", cfg.node_name, e)
+                    if str(e) != trouble:  # once per kind of trouble, not every second
+                        log.warning("kubelet %s: relisting the runtime failed: %s", cfg.node_name, e)
+                    trouble = str(e)
+                else:
+                    if trouble:
+                        log.warning("kubelet %s: the runtime answers again", cfg.node_name)
+                    trouble = ""
         finally:
             await self.shutdown()
 
@@ -261,41 +271,44 @@ class Kubelet:
         self._tasks.clear()
         await self.pods.stop()
         await self.services.stop()
+        await self.node.stop()
         if self.log_server is not None:
             await self.log_server.stop()
         if self._session is not None:
             await self._session.close()
 
+    def _nudge_node(self) -> None:
+        """The Node changed (the controller marked it Unknown?): check our status now."""
+        if self.node_agent is not None:
+            self.node_agent.nudge()
+
     # ---- pods ---------------------------------------------------------------------
 
     def current_pod(self, key: str, uid: str) -> Obj | None:
-        """The freshest copy of the pod `key` if it still has `uid`."""
+        """The freshest copy of the pod `key` if it still has `uid`: the informer's, or
+        our own last status write while the watch has not caught up with it."""
         cached = self.pods.get(key)
+        if cached is None or _uid(cached) != uid:
+            return None  # deleted, or replaced by a pod of the same name
         mine = self._written.get(key)
-        if cached is not None and _uid(cached) != uid:
-            cached = None
-        if mine is not None and _uid(mine) != uid:
-            mine = None
-        if mine is not None and (cached is None or _rv(mine) > _rv(cached)):
-            if cached is None and self.pods.has_synced and key not in self.pods.keys():
-                # deleted from the API since our write
-                self._written.pop(key, None)
-                return None
+        if mine is None or _uid(mine) != uid:
+            return cached
+        if _rv(mine) > _rv(cached):
             return mine
-        self._written.pop(key, None)
+        del self._written[key]
         return cached
 
     def _pod_written(self, key: str, pod: Obj) -> None:
         self._written[key] = pod
 
-    def _pod_changed(self, pod: Obj) -> None:
+    def _pod_changed(self, pod: Obj, old: Obj | None = None) -> None:
         uid = _uid(pod)
         if not uid:
             return
         worker = self.workers.get(uid)
         if worker is None or worker.finished:
             self._start_worker(object_key(pod), uid, pod)
-        else:
+        elif old is None or not worker.is_echo(old, pod):
             worker.wake()
 
     def _pod_deleted(self, pod: Obj) -> None:

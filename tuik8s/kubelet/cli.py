@@ -122,7 +122,6 @@ def add_kubelet_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cpu", help="CPU capacity to report (default: this machine's)")
     p.add_argument("--memory", help="memory capacity to report (default: this machine's)")
     p.add_argument("--max-pods", type=int, default=110, help="(default: %(default)s)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=cmd_kubelet)
     return p
 
@@ -192,8 +191,9 @@ async def run_kubelet(args: argparse.Namespace) -> int:
 
 
 def cmd_kubelet(args: argparse.Namespace) -> int:
-    if getattr(args, "verbose", False):
-        logging.getLogger().setLevel(logging.DEBUG)
+    if not getattr(args, "verbose", False):
+        # what a kubelet does (pods adopted, runtime trouble) belongs in its log
+        logging.getLogger("tuik8s.kubelet").setLevel(logging.INFO)
     try:
         return asyncio.run(run_kubelet(args))
     except KubeletCliError as e:
@@ -208,11 +208,14 @@ def cmd_kubelet(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tuik8s")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_kubelet_parser(sub)
-    args = parser.parse_args(["kubelet", *(argv if argv is not None else sys.argv[1:])])
+    given = list(argv if argv is not None else sys.argv[1:])
+    verbose = [a for a in given if a in ("-v", "--verbose")]
+    args = parser.parse_args([*verbose, "kubelet", *(a for a in given if a not in verbose)])
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return int(args.func(args))

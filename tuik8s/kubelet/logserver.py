@@ -156,7 +156,7 @@ def ensure_self_signed(cert_dir: Path, node_name: str, node_ip: str) -> tuple[Pa
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{node_name}@{int(now.timestamp())}")])
-    alt = [x509.DNSName(n) for n in sorted(names)]
+    alt: list[x509.GeneralName] = [x509.DNSName(n) for n in sorted(names)]
     for ip in sorted(ips):
         with contextlib.suppress(ValueError):
             alt.append(x509.IPAddress(ipaddress.ip_address(ip)))

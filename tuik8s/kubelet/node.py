@@ -17,7 +17,8 @@ Shared by the real kubelet and the hollow one; only where the facts come from di
   Lease carries liveness, the status only facts.
 
 The agent reads the Node through `node_cache` (an informer's `get`), so a check costs no
-request; without one it GETs the Node.
+request; without one it GETs the Node every `status_update_frequency` (upstream's kubelet
+does the same), since only the API's copy shows that the controller marked it Unknown.
 """
 
 from __future__ import annotations
@@ -274,8 +275,10 @@ class NodeAgent:
         self._lease: Obj | None = None
         self._node: Obj | None = None
         self._last_post = 0.0
+        self._created = False  # this agent created the Node (rather than adopting it)
         self._wake = asyncio.Event()
-        self.registered = asyncio.Event()
+        self.registered = asyncio.Event()  # the Node exists and shows our status
+        self.leased = asyncio.Event()  # ... and its Lease has been renewed once
         self.last_renew: float | None = None
 
     # ---- reads --------------------------------------------------------------------
@@ -347,28 +350,42 @@ class NodeAgent:
     # ---- the writes ---------------------------------------------------------------
 
     async def register(self) -> Obj:
-        """Create the Node, or adopt the one that exists; then post status and the Lease."""
+        """Create the Node, or adopt the one that exists; then post its status.
+
+        A Node already in the cache is adopted without trying to create it: after a
+        restart of many kubelets at once that saves a request per node.
+        """
         cfg = self.cfg
-        try:
-            node = await self.client.create("nodes", node_object(cfg))
+        cached = self._node_cache() if self._node_cache is not None else None
+        node: Obj | None = None
+        if cached is None:
+            try:
+                node = await self.client.create("nodes", node_object(cfg))
+            except ApiError as e:
+                if not is_already_exists(e):
+                    raise
+        if node is not None:
             self._node = node
+            self._created = True
             self._last_post = time.monotonic()
             await self._event("Normal", "Starting", "Starting kubelet.")
             for reason, kind in transitions(None, node["status"]["conditions"]):
                 await self._event(kind, reason, f"Node {cfg.name} status is now: {reason}")
-        except ApiError as e:
-            if not is_already_exists(e):
-                raise
-            node = await self._adopt()
+        else:
+            node = await self._adopt(cached)
             await self._event("Normal", "Starting", "Starting kubelet.")
-            await self.sync_status(force=True)
+            if not await self.sync_status(force=True):
+                # the cached Node was deleted meanwhile: register a new one
+                node = self._node = await self.client.create("nodes", node_object(cfg))
+                self._created = True
         self.registered.set()
         return node
 
-    async def _adopt(self) -> Obj:
+    async def _adopt(self, node: Obj | None) -> Obj:
         """The Node exists (a restart): put back the kubelet's default labels."""
         cfg = self.cfg
-        node = await self.client.get("nodes", cfg.name)
+        if node is None:
+            node = await self.client.get("nodes", cfg.name)
         labels = (node.get("metadata") or {}).get("labels") or {}
         want = node_labels(cfg)
         missing = {k: v for k, v in want.items() if k in _DEFAULT_LABELS and labels.get(k) != v}
@@ -380,10 +397,20 @@ class NodeAgent:
     async def sync_status(self, force: bool = False) -> bool:
         """Post the status if it changed or is due; True if it was posted."""
         cfg = self.cfg
-        node = self.node()
-        if node is None:
-            node = self._node = await self.client.get("nodes", cfg.name)
         now = time.monotonic()
+        node = self.node() if self._node_cache is not None else None
+        if node is None:
+            # without a cache, read the Node each time as upstream's kubelet does: only
+            # the API's copy shows what the node lifecycle controller did to it
+            try:
+                node = self._node = await self.client.get("nodes", cfg.name)
+            except ApiError as e:
+                if not is_not_found(e):
+                    raise
+                if force or now - self._last_post >= cfg.status_report_frequency:
+                    log.warning("node %s: the Node was deleted; not posting its status", cfg.name)
+                    self._last_post = now
+                return False
         if not force and not status_needs_post(cfg, node, self._last_post, now):
             return False
         old_conditions = (node.get("status") or {}).get("conditions") or []
@@ -433,15 +460,18 @@ class NodeAgent:
                 raise
         self._lease = lease
         self.last_renew = now
+        self.leased.set()
         return lease
 
     async def _ensure_lease(self) -> Obj:
+        """The Lease as it is, created if missing (a Node we just created has none yet)."""
         cfg = self.cfg
-        try:
-            return await self.client.get("leases", cfg.name, NODE_LEASE_NAMESPACE)
-        except ApiError as e:
-            if not is_not_found(e):
-                raise
+        if not self._created:
+            try:
+                return await self.client.get("leases", cfg.name, NODE_LEASE_NAMESPACE)
+            except ApiError as e:
+                if not is_not_found(e):
+                    raise
         try:
             return await self.client.create("leases", lease_object(cfg, self.node()), NODE_LEASE_NAMESPACE)
         except ApiError as e:

@@ -42,7 +42,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -65,7 +65,6 @@ from tuik8s.kubelet.runtime import (
     APP,
     EXITED,
     INIT,
-    RUNNING,
     SANDBOX,
     ContainerConfig,
     ContainerInfo,
@@ -76,7 +75,10 @@ from tuik8s.kubelet.runtime import (
     SandboxConfig,
 )
 from tuik8s.kubelet.status import (
+    RUNNING_STATE,
     TERMINAL_PHASES,
+    TERMINATED,
+    WAITING,
     ContainerState,
     PodRuntimeStatus,
     Termination,
@@ -337,9 +339,9 @@ def container_env(
                     continue
                 raise ConfigError(f'{"configmap" if resource == "configmaps" else "secret"} "{name}" not found')
             data = configmap_data(obj) if resource == "configmaps" else secret_data(obj)
-            for key, value in data.items():
+            for key, raw in data.items():
                 if _valid_env_name(prefix + key):
-                    env[prefix + key] = value.decode(errors="replace")
+                    env[prefix + key] = raw.decode(errors="replace")
     for item in container.get("env") or []:
         name = str(item.get("name") or "")
         vf = item.get("valueFrom")
@@ -362,8 +364,8 @@ def container_env(
             raise ConfigError(str(e)) from None
         if value is not None:
             env[name] = value
-    for key, value in services.items():
-        env.setdefault(key, value)
+    for key, service_value in services.items():
+        env.setdefault(key, service_value)
     return list(env.items())
 
 
@@ -612,6 +614,8 @@ class PodWorker:
         self.waiting: dict[str, tuple[str, str]] = {}
         self.probes: dict[tuple[str, str], ProbeWorker] = {}
         self.hook_failed: set[str] = set()
+        self.writing: Obj | None = None
+        """The status being written: its watch echo is no news (see `is_echo`)."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
@@ -661,6 +665,21 @@ class PodWorker:
         finally:
             await self._stop_probes()
 
+    def is_echo(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+        """Whether a pod update is only the watch bringing back our own status write.
+
+        The watch event can arrive before the write's own answer, so it is recognised by
+        content: nothing but the status changed, and to what this worker wrote.
+        """
+        if self.writing is None or new.get("status") != self.writing:
+            return False
+        if old.get("spec") != new.get("spec"):
+            return False
+        ignored = ("resourceVersion", "managedFields")
+        before = {k: v for k, v in (old.get("metadata") or {}).items() if k not in ignored}
+        after = {k: v for k, v in (new.get("metadata") or {}).items() if k not in ignored}
+        return before == after
+
     def _retry_delay(self) -> float:
         self._failures += 1
         return min(30.0, 0.5 * 2 ** min(self._failures, 6)) * random.uniform(0.8, 1.0)
@@ -680,11 +699,14 @@ class PodWorker:
             return None
         view = PodView.of(await self.ctx.runtime.list_containers(self.uid))
         if (pod.get("status") or {}).get("phase") in TERMINAL_PHASES:
-            await self._stop_probes()
+            # a terminal pod runs nothing (whoever made it terminal: us, or an eviction)
+            await self._kill_all(pod, view, reason_changed=False)
             await self._stop_sandbox(view)
             return None
         due: list[float] = []
         if await self.converge(pod, view, due):
+            view = PodView.of(await self.ctx.runtime.list_containers(self.uid))
+        if await self._remove_dead(view):
             view = PodView.of(await self.ctx.runtime.list_containers(self.uid))
         done = pod_done(pod, view)
         if done:
@@ -765,7 +787,6 @@ class PodWorker:
                     acted |= await self._restart(pod, c, APP, latest, view, sandbox, paths, due)
                 else:
                     self.waiting.pop(name, None)
-        acted |= await self._remove_dead(view)
         return acted
 
     async def _check_running(
@@ -851,12 +872,8 @@ class PodWorker:
         cfg = self.ctx.config
         servers, searches, options = dns_settings(pod, cfg.cluster_dns, cfg.cluster_domain, cfg.node_dns)
         previous = view.sandbox
-        runtime = self.ctx.runtime
-        infra_image = getattr(runtime, "infra_image", "")
         try:
-            if infra_image and not await runtime.image_present(infra_image):
-                await runtime.pull_image(infra_image)
-            sandbox = await runtime.run_sandbox(SandboxConfig(
+            sandbox = await self.ctx.runtime.run_sandbox(SandboxConfig(
                 pod_uid=self.uid,
                 namespace=str(meta.get("namespace") or "default"),
                 name=str(meta.get("name") or ""),
@@ -912,7 +929,9 @@ class PodWorker:
             self.waiting[name] = (ERR_IMAGE_PULL, message)
             self.ctx.event(pod, name, "Warning", "Failed", message)
             self.ctx.event(pod, name, "Warning", "Failed", f"Error: {ERR_IMAGE_PULL}")
-            due.append(backoff.update_ends(key))
+            # look again halfway: ErrImagePull is shown for a while, then ImagePullBackOff
+            # until the back-off ends, as a user of a real cluster sees them
+            due.append(time.time() + backoff.get(key) / 2)
             return False
         took = time.monotonic() - started
         self.ctx.event(
@@ -1088,12 +1107,13 @@ class PodWorker:
         """Keep the latest two instances of each container and the latest sandbox."""
         removed = False
         for name, items in view.containers.items():
-            for info in items[KEEP_INSTANCES:]:
-                if not info.running:
-                    await self._remove(info)
-                    removed = True
-            keep = {i.attempt for i in items[:KEEP_INSTANCES]}
-            await asyncio.to_thread(self.ctx.volumes.prune_termination_logs, self.uid, name, keep)
+            dead = [i for i in items[KEEP_INSTANCES:] if not i.running]
+            for info in dead:
+                await self._remove(info)
+            if dead:
+                removed = True
+                keep = {i.attempt for i in items[:KEEP_INSTANCES]}
+                await asyncio.to_thread(self.ctx.volumes.prune_termination_logs, self.uid, name, keep)
         for sb in view.sandboxes[1:]:
             if not sb.running:
                 await self._remove(sb)
@@ -1180,11 +1200,15 @@ class PodWorker:
                 worker = ProbeWorker(
                     kind, probe, container=c, container_id=info.id, started_at=info.started_at, pod_ip=pod_ip,
                     runtime=self.ctx.runtime, session=self.ctx.session, on_result=self._probe_result,
-                    gate=(lambda n=name, i=info.id: self._started(n, i)) if kind != STARTUP else (lambda: True),
+                    gate=self._gate(name, info.id) if kind != STARTUP else (lambda: True),
                     initial=initial,
                 )
                 self.probes[(name, kind)] = worker
                 worker.start()
+
+    def _gate(self, name: str, cid: str) -> Callable[[], bool]:
+        """Liveness and readiness wait for the startup probe, as upstream."""
+        return lambda: self._started(name, cid)
 
     def _probe_result(self, kind: str, name: str, cid: str, ok: bool, message: str, changed: bool) -> None:
         pod = self.last_pod
@@ -1240,27 +1264,28 @@ class PodWorker:
             latest = items[0]
             previous = next((i for i in items[1:] if i.state == EXITED), None)
             last = self._termination(previous) if previous else None
-            common = {
-                "name": name,
-                "image": str(c.get("image") or ""),
-                "image_id": f"docker://{latest.image_id}" if latest.image_id else "",
-                "container_id": f"docker://{latest.id}",
-                "restart_count": latest.attempt,
-            }
+            base = ContainerState(
+                name=name,
+                image=str(c.get("image") or ""),
+                image_id=f"docker://{latest.image_id}" if latest.image_id else "",
+                container_id=f"docker://{latest.id}",
+                restart_count=latest.attempt,
+                last_termination=last,
+            )
             if latest.running:
                 ready = self._ready(name, latest.id) if name in probed else True
-                return ContainerState(
-                    **common, state=RUNNING, started_at=rfc3339(latest.started_at or time.time()),
-                    last_termination=last, ready=ready, started=self._started(name, latest.id),
+                return replace(
+                    base, state=RUNNING_STATE, started_at=rfc3339(latest.started_at or time.time()),
+                    ready=ready, started=self._started(name, latest.id),
                 )
             if latest.state == EXITED:
                 if waiting is not None:
-                    return ContainerState(
-                        **common, state="waiting", reason=waiting[0], message=waiting[1],
+                    return replace(
+                        base, state=WAITING, reason=waiting[0], message=waiting[1],
                         last_termination=self._termination(latest),
                     )
-                return ContainerState(**common, state="terminated", termination=self._termination(latest), last_termination=last)
-            return ContainerState(**common, state="waiting", reason=CONTAINER_CREATING, last_termination=last)
+                return replace(base, state=TERMINATED, termination=self._termination(latest))
+            return replace(base, state=WAITING, reason=CONTAINER_CREATING)
 
         return PodRuntimeStatus(
             pod_ips=[sandbox.ip] if sandbox is not None and sandbox.running and sandbox.ip else [],
@@ -1292,6 +1317,7 @@ class PodWorker:
         if not status_changed(pod.get("status"), status):
             return pod
         for _ in range(3):
+            self.writing = status
             try:
                 written = await self.ctx.client.update_status("pods", {**pod, "status": status})
             except ApiError as e:

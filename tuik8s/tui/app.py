@@ -9,13 +9,15 @@ all namespaces (kubectl's `-A`).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
-from textual import on
+from textual import events, on
 from textual.app import App
 from textual.binding import Binding
 
 from tuik8s.client.kubeconfig import KubeconfigError
+from tuik8s.tui import gcpolicy
 from tuik8s.tui.actions import NodeActions, NoLabNodes
 from tuik8s.tui.cluster import Session
 from tuik8s.tui.messages import Status, SwitchContext
@@ -28,7 +30,7 @@ ALL_NAMESPACES = ("", "all", "*", "-A")
 class TuiApp(App[int]):
     """k9s-style browsing and operating of a Kubernetes cluster."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).parent / "app.tcss"  # absolute: subclasses live elsewhere
     TITLE = "tuik8s"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
@@ -69,6 +71,12 @@ class TuiApp(App[int]):
         self.push_screen(self.browser)
         if self.startup_error:
             self.show_status(self.startup_error, error=True)
+        self.set_interval(5.0, gcpolicy.maybe_collect_when_idle)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)):
+            gcpolicy.note_input()
+        await super().on_event(event)
 
     async def on_unmount(self) -> None:
         if self.session is not None:
@@ -78,6 +86,7 @@ class TuiApp(App[int]):
 
     def show_status(self, text: str, *, error: bool = False) -> None:
         """One line on the status bar of the screen on top (a dialog shows it as a toast)."""
+        bar: StatusBar | None
         try:
             bar = self.screen.query_one("#status", StatusBar)
         except Exception:  # noqa: BLE001 - a dialog has no status bar

@@ -26,6 +26,7 @@ from typing import Any
 from tuik8s.client.client import ApiClient
 from tuik8s.client.errors import ClientError
 from tuik8s.client.informer import Informer, object_key
+from tuik8s.tui import gcpolicy
 from tuik8s.tui.model import RowModel
 from tuik8s.tui.views import ViewSpec
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 PREVIEW_ROWS = 100
+PREVIEW_WAIT = 0.3
 KEEP_IDLE_INFORMERS = 3
 
 
@@ -46,10 +48,13 @@ class _Shared:
         informer.add_handler(self._add, self._update, self._delete)
 
     def _add(self, obj: Obj) -> None:
+        if self.informer.has_synced:
+            gcpolicy.note_event()
         for sub in list(self.subscribers):
             sub.on_upsert(obj)
 
     def _update(self, old: Obj, new: Obj) -> None:
+        gcpolicy.note_event()
         for sub in list(self.subscribers):
             sub.on_upsert(new)
 
@@ -82,12 +87,15 @@ class Session:
     def default_namespace(self) -> str:
         return self.client.default_namespace
 
-    def acquire(self, resource: str, namespace: str | None) -> _Shared:
+    def acquire(self, resource: str, namespace: str | None, *, start: bool = True) -> _Shared:
+        """The shared informer of `resource` in `namespace` (None: all), started unless
+        `start` is False (the caller starts it, idempotently, when it is ready)."""
         key = (resource, namespace or "")
         shared = self._shared.get(key)
         if shared is None:
             shared = _Shared(Informer(self.client, resource, namespace=namespace))
             self._shared[key] = shared
+        if start:
             shared.informer.start()
         if key in self._idle:
             self._idle.remove(key)
@@ -108,6 +116,21 @@ class Session:
             gone = self._shared.pop(old, None)
             if gone is not None:
                 asyncio.ensure_future(gone.informer.stop())
+
+    def subscribe(self, resource: str, namespace: str | None, subscriber: Any) -> Informer:
+        """Forward the informer's events to `subscriber.on_upsert(obj)` / `on_delete(obj)`,
+        starting with every object already cached."""
+        shared = self.acquire(resource, namespace)
+        for obj in shared.informer.list():
+            subscriber.on_upsert(obj)
+        shared.subscribers.append(subscriber)
+        return shared.informer
+
+    def unsubscribe(self, resource: str, namespace: str | None, subscriber: Any) -> None:
+        shared = self._shared.get((resource, namespace or ""))
+        if shared is not None and subscriber in shared.subscribers:
+            shared.subscribers.remove(subscriber)
+        self.release(resource, namespace)
 
     def informer(self, resource: str, namespace: str | None = None) -> Informer | None:
         shared = self._shared.get((resource, namespace or ""))
@@ -158,15 +181,15 @@ class Feed:
         return self._shared.informer.last_error if self._shared else None
 
     def start(self) -> None:
-        shared = self.session.acquire(self.spec.resource, self.namespace)
+        shared = self.session.acquire(self.spec.resource, self.namespace, start=False)
         self._shared = shared
         informer = shared.informer
+        shared.subscribers.append(self)
         if informer.has_synced:
             self.model.replace_all({object_key(o): self._safe_row(o) for o in informer.list()})
+            informer.start()
         else:
-            self._tasks.append(asyncio.ensure_future(self._preview()))
-            self._tasks.append(asyncio.ensure_future(self._await_sync()))
-        shared.subscribers.append(self)
+            self._tasks.append(asyncio.ensure_future(self._load()))
 
     def stop(self) -> None:
         for task in self._tasks:
@@ -204,27 +227,41 @@ class Feed:
     def on_delete(self, obj: Obj) -> None:
         self.model.remove(object_key(obj))
 
-    async def _preview(self) -> None:
+    async def _preview(self, informer: Informer) -> None:
         try:
             page = await self.session.client.list_page(
                 self.spec.resource, self.namespace, limit=PREVIEW_ROWS
             )
         except (ClientError, ValueError):
             return  # the informer reports the same error
-        informer = self.informer
-        if informer is None or informer.has_synced:
+        if informer.has_synced:
             return
         for obj in page.items:
             key = object_key(obj)
             self._preview_keys.add(key)
             self.model.upsert(key, self._safe_row(obj))
 
-    async def _await_sync(self) -> None:
+    async def _load(self) -> None:
+        # The informer starts after the preview (or PREVIEW_WAIT at most): its first page
+        # would otherwise make the server and this process busy while the preview waits.
         informer = self.informer
         if informer is None:
             return
+
+        def start() -> None:
+            if self._shared is not None:
+                informer.start()
+
+        starter = asyncio.get_running_loop().call_later(PREVIEW_WAIT, start)
+        try:
+            await self._preview(informer)
+        finally:
+            starter.cancel()
+            start()
         with contextlib.suppress(RuntimeError):
             await informer.wait_synced()
+        # thousands of objects just arrived and will live as long as the view
+        gcpolicy.freeze()
         stale = [k for k in self._preview_keys if informer.get(k) is None]
         for key in stale:
             self.model.remove(key)

@@ -17,13 +17,13 @@ class Status(Message):
 class SwitchView(Message):
     """Show another list view (`:po`, `:svc` ...), optionally in another namespace scope.
 
-    `namespace` None keeps the current scope; "" means all namespaces.
+    `scope`: a namespace; None keeps the current scope; "" means all namespaces.
     """
 
-    def __init__(self, view: str, namespace: str | None = None, filter: str = "") -> None:
+    def __init__(self, view: str, scope: str | None = None, filter: str = "") -> None:
         super().__init__()
         self.view = view
-        self.namespace = namespace
+        self.scope = scope
         self.filter = filter
 
 

@@ -107,30 +107,24 @@ def _controller(pod: Obj) -> Obj | None:
 async def drain(client: ApiClient, node: str) -> str:
     """`kubectl drain --ignore-daemonsets`: cordon, then evict every pod but DaemonSet ones.
 
-    As kubectl without `--force`, pods no controller would re-create stop the drain
-    before anything is evicted (the node stays cordoned).
+    Mirror pods are left alone, as kubectl does. Pods no controller would re-create are
+    evicted too (kubectl wants `--force` for them; the confirmation said so) and the
+    result line counts them, since they are gone for good.
     """
     await cordon(client, node, True)
     pods = await client.list("pods", field_selector=f"spec.nodeName={node}", limit=500)
     evict: list[Obj] = []
-    bare: list[str] = []
+    bare = 0
     for pod in pods:
         meta = pod.get("metadata") or {}
-        if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
-            continue
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            evict.append(pod)
+        if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}) or meta.get("deletionTimestamp"):
             continue
         owner = _controller(pod)
         if owner is not None and owner.get("kind") == "DaemonSet":
             continue
-        if owner is None:
-            bare.append(f"{meta.get('namespace')}/{meta.get('name')}")
-            continue
+        if owner is None and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            bare += 1
         evict.append(pod)
-    if bare:
-        shown = ", ".join(bare[:3]) + (f" and {len(bare) - 3} more" if len(bare) > 3 else "")
-        raise OpError(f"node/{node} cordoned; cannot evict pods that declare no controller: {shown}")
     failed: list[str] = []
     for pod in evict:
         meta = pod["metadata"]
@@ -141,7 +135,8 @@ async def drain(client: ApiClient, node: str) -> str:
                 failed.append(f"{meta['name']} ({e.reason})")
     if failed:
         raise OpError(f"node/{node} cordoned; {len(evict) - len(failed)} evicted, failed: {', '.join(failed[:3])}")
-    return f"node/{node} drained: {len(evict)} pod{'s' if len(evict) != 1 else ''} evicted"
+    note = f"; {bare} had no controller and will not come back" if bare else ""
+    return f"node/{node} drained: {len(evict)} pod{'s' if len(evict) != 1 else ''} evicted{note}"
 
 
 # ---- YAML, edit, apply ------------------------------------------------------------------------
@@ -326,7 +321,7 @@ async def log_lines(
 
 def containers_of(pod: Obj) -> list[str]:
     spec = pod.get("spec") or {}
-    return [c.get("name") or "" for c in (spec.get("initContainers") or ()) + (spec.get("containers") or ())
+    return [c.get("name") or "" for c in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]
             if c.get("name")]
 
 

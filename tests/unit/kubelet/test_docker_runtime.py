@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 
 from tuik8s.kubelet.runtime import APP, CREATED, EXITED, RUNNING, SANDBOX
-from tuik8s.kubelet.runtime.docker import container_info, container_name, docker_command, parse_docker_time
+from tuik8s.kubelet.runtime.docker import (
+    container_info,
+    container_name,
+    docker_command,
+    parse_docker_time,
+)
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
+
+from tuik8s.client.errors import ApiError
 from tuik8s.kubelet.node import (
     KUBELET_VERSION,
+    NodeAgent,
     NodeConfig,
     lease_age,
     lease_object,
@@ -94,3 +99,103 @@ def test_the_lease_is_owned_by_the_node_and_renews_a_quarter_of_its_duration():
 
 def test_node_events_name_the_node_as_uid_as_kubectl_describe_expects():
     assert node_ref("n1") == {"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "n1"}
+
+
+# ---- the agent against a fake API ------------------------------------------------------------
+
+
+class FakeApi:
+    """Just enough of ApiClient for NodeAgent: one Node and one Lease, with resourceVersions."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], dict] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.rv = 0
+
+    def _store(self, res: str, obj: dict) -> dict:
+        self.rv += 1
+        obj = copy.deepcopy(obj)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self.rv)
+        obj["metadata"].setdefault("uid", f"uid-{obj['metadata']['name']}")
+        self.objects[(res, obj["metadata"]["name"])] = obj
+        return copy.deepcopy(obj)
+
+    def _get(self, res: str, name: str) -> dict:
+        if (res, name) not in self.objects:
+            raise ApiError(404, "NotFound", f'{res} "{name}" not found')
+        return self.objects[(res, name)]
+
+    async def create(self, res, obj, namespace=None):
+        self.calls.append(("create", res))
+        if (res, obj["metadata"]["name"]) in self.objects:
+            raise ApiError(409, "AlreadyExists", "exists")
+        return self._store(res, obj)
+
+    async def get(self, res, name, namespace=None):
+        self.calls.append(("get", res))
+        return copy.deepcopy(self._get(res, name))
+
+    async def update(self, res, obj):
+        self.calls.append(("update", res))
+        current = self._get(res, obj["metadata"]["name"])
+        if obj["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", "the object has been modified")
+        return self._store(res, obj)
+
+    async def patch(self, res, name, patch, *, patch_type="merge", subresource=None, **kw):
+        self.calls.append(("patch", res))
+        current = copy.deepcopy(self._get(res, name))
+        for key, value in patch.items():
+            if key == "metadata":
+                current["metadata"].setdefault("labels", {}).update(value.get("labels") or {})
+            else:
+                current[key] = value  # the agent always sends whole conditions lists
+        return self._store(res, current)
+
+    async def record_event(self, *args, **kwargs):
+        self.calls.append(("event", args[1]))
+
+
+async def test_the_agent_registers_leases_and_recovers_from_unknown_without_a_cache():
+    api = FakeApi()
+    agent = NodeAgent(api, cfg(lease_duration=8))  # type: ignore[arg-type]
+    await agent.register()
+    await agent.renew_lease()
+    assert ("nodes", "n1") in api.objects and ("leases", "n1") in api.objects
+    lease = api.objects[("leases", "n1")]
+    assert lease["metadata"]["ownerReferences"][0]["uid"] == "uid-n1"
+    assert ("event", "NodeReady") in api.calls
+
+    first = lease["spec"]["renewTime"]
+    await asyncio.sleep(0.001)
+    await agent.renew_lease()
+    assert api.objects[("leases", "n1")]["spec"]["renewTime"] > first
+
+    # nothing to say: a GET, no post
+    api.calls.clear()
+    assert not await agent.sync_status()
+    assert api.calls == [("get", "nodes")]
+
+    # the node lifecycle controller gave up on the node: the next check posts Ready again
+    for c in api.objects[("nodes", "n1")]["status"]["conditions"]:
+        c["status"] = "Unknown"
+    assert await agent.sync_status()
+    ready = api.objects[("nodes", "n1")]["status"]["conditions"][-1]
+    assert ready["status"] == "True" and ready["reason"] == "KubeletReady"
+    assert ("event", "NodeReady") in api.calls
+
+
+async def test_a_restarted_agent_adopts_its_node_and_a_deleted_node_stays_deleted():
+    api = FakeApi()
+    await NodeAgent(api, cfg()).register()  # type: ignore[arg-type]
+    api.objects[("nodes", "n1")]["metadata"]["labels"].pop("kubernetes.io/hostname")
+    api.objects[("nodes", "n1")]["spec"]["taints"] = [{"key": "x", "effect": "NoSchedule"}]
+    again = NodeAgent(api, cfg())  # type: ignore[arg-type]
+    await again.register()
+    node = api.objects[("nodes", "n1")]
+    assert node["metadata"]["labels"]["kubernetes.io/hostname"] == "n1"  # put back
+    assert node["spec"]["taints"] == [{"key": "x", "effect": "NoSchedule"}]  # not the kubelet's
+
+    del api.objects[("nodes", "n1")]
+    assert not await again.sync_status(force=True)
+    assert ("nodes", "n1") not in api.objects  # not registered again behind the user's back

@@ -92,6 +92,21 @@ def pod_with(volumes: list[Obj], mounts: list[Obj]) -> Obj:
     }
 
 
+def check_layout(paths: dict[str, str], tmp_path: Path, host: Path) -> None:
+    root = tmp_path / "root" / "pods" / "uid-1" / "volumes"
+    assert paths["scratch"] == str(root / "kubernetes.io~empty-dir" / "scratch")
+    assert stat.S_IMODE(Path(paths["scratch"]).stat().st_mode) == 0o777
+    assert (Path(paths["cfg"]) / "app.conf").read_text() == "x=1"
+    assert not (Path(paths["cfg"]) / "other").exists()
+    assert (Path(paths["db"]) / "password").read_bytes() == b"pw"
+    assert stat.S_IMODE((Path(paths["db"]) / "password").stat().st_mode) == 0o400
+    assert (Path(paths["info"]) / "labels").read_text() == 'app="web"'
+    assert sorted(p.name for p in Path(paths["all"]).iterdir() if not p.name.startswith("..")) == [
+        "app.conf", "other", "password",
+    ]
+    assert paths["host"] == str(host) and host.is_dir()
+
+
 async def test_manager_sets_up_every_kind_and_mounts(tmp_path: Path) -> None:
     objects: dict[tuple[str, str, str], Obj] = {
         ("configmaps", "ns", "cfg"): {"data": {"app.conf": "x=1", "other": "y"}},
@@ -122,18 +137,7 @@ async def test_manager_sets_up_every_kind_and_mounts(tmp_path: Path) -> None:
     pod = pod_with(volumes, mounts)
     manager = VolumeManager(tmp_path / "root", get)
     paths = await manager.setup(pod)
-    root = tmp_path / "root" / "pods" / "uid-1" / "volumes"
-    assert paths["scratch"] == str(root / "kubernetes.io~empty-dir" / "scratch")
-    assert stat.S_IMODE(Path(paths["scratch"]).stat().st_mode) == 0o777
-    assert (Path(paths["cfg"]) / "app.conf").read_text() == "x=1"
-    assert not (Path(paths["cfg"]) / "other").exists()
-    assert (Path(paths["db"]) / "password").read_bytes() == b"pw"
-    assert stat.S_IMODE((Path(paths["db"]) / "password").stat().st_mode) == 0o400
-    assert (Path(paths["info"]) / "labels").read_text() == 'app="web"'
-    assert sorted(p.name for p in Path(paths["all"]).iterdir() if not p.name.startswith("..")) == [
-        "app.conf", "other", "password",
-    ]
-    assert paths["host"] == str(host) and host.is_dir()
+    check_layout(paths, tmp_path, host)
     got = [(m.container_path, m.read_only) for m in manager.mounts(pod, pod["spec"]["containers"][0], paths)]
     assert got == [("/scratch", False), ("/sub", False), ("/etc/app", True), ("/secrets", True), ("/data", True)]
     assert (Path(paths["scratch"]) / "deep" / "er").is_dir()

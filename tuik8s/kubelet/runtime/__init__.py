@@ -174,7 +174,8 @@ class ContainerRuntime(Protocol):
         ...
 
     async def run_sandbox(self, config: SandboxConfig) -> ContainerInfo:
-        """Create and start a pod sandbox; returns it running, with its IP."""
+        """Create and start a pod sandbox (pulling its image if need be); returns it
+        running, with its IP."""
         ...
 
     async def create_container(self, sandbox: ContainerInfo, config: ContainerConfig) -> str:

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from python_on_whales import DockerClient
+from python_on_whales.client_config import ClientNotFoundError
 from python_on_whales.exceptions import DockerException
 from python_on_whales.exceptions import NoSuchContainer as WhalesNoSuchContainer
 from python_on_whales.utils import run as run_docker
@@ -211,9 +212,11 @@ class DockerRuntime:
             return f"docker://{await asyncio.to_thread(call)}"
         except DockerException as e:
             raise ContainerRuntimeError(f"the Docker engine does not answer: {_message(e)}") from None
+        except ClientNotFoundError:
+            raise ContainerRuntimeError("the docker CLI is not installed (python-on-whales runs it)") from None
 
     async def list_containers(self, pod_uid: str | None = None) -> list[ContainerInfo]:
-        filters = [("label", f"{k}={v}") for k, v in self.scope.items()]
+        filters: list[Any] = [("label", f"{k}={v}") for k, v in self.scope.items()]
         filters.append(("label", f"{LABEL_POD_UID}={pod_uid}") if pod_uid else ("label", LABEL_POD_UID))
 
         def call() -> list[dict[str, Any]]:
@@ -231,13 +234,13 @@ class DockerRuntime:
         if not ids:
             return []
         try:
-            return list(json.loads(run_docker([*self._cmd(), "container", "inspect", *ids])))
+            return list(json.loads(str(run_docker([*self._cmd(), "container", "inspect", *ids]))))
         except DockerException:
             # one of them went away between the list and the inspect: ask one by one
             out = []
             for cid in ids:
                 try:
-                    out.extend(json.loads(run_docker([*self._cmd(), "container", "inspect", cid])))
+                    out.extend(json.loads(str(run_docker([*self._cmd(), "container", "inspect", cid]))))
                 except DockerException as e:
                     if not _is_missing(e):
                         raise
@@ -302,6 +305,8 @@ class DockerRuntime:
             options["dns_options"] = list(config.dns_options)
 
         def call() -> str:
+            if not self.docker.image.exists(self.infra_image):
+                self.docker.image.pull(self.infra_image, quiet=True)
             with contextlib.suppress(DockerException):
                 # a sandbox of this attempt left half made by an earlier run
                 self.docker.container.remove(name, force=True)

@@ -146,25 +146,31 @@ class BrowserScreen(ObjectActions):
         table = self.table
         if feed is not None:
             model = feed.model
+            error = f"cannot list {self.spec.resource}: {feed.error}" if feed.error and not feed.synced else None
             count = f"{table.row_count}" if not model.filter else f"{table.row_count}/{len(model.rows)}"
-            state = "" if feed.synced else " loading…"
+            state = "" if feed.synced else (" unavailable (retrying)" if error else " loading…")
             parts.append(f"{self.spec.title} [{count}]{state}")
             if model.filter:
                 parts.append(f"/{model.filter}")
-            error = feed.error
-            if error and not feed.synced:
-                table.placeholder = error
+            if error:
+                if table.placeholder != error:
+                    table.placeholder = error
+                    table.refresh()
                 status = self.query_one(StatusBar)
                 if status.message != error:
                     status.show(error, error=True)
         self.query_one("#crumbs", Static).update(Text("  │  ".join(parts), no_wrap=True, overflow="ellipsis"))
+
+    @on(ResourceTable.Rebuilt)
+    def _rebuilt(self) -> None:
+        self.update_crumbs()
 
     @on(SwitchView)
     def _switch(self, message: SwitchView) -> None:
         spec = BY_NAME.get(message.view) or view_for(message.view)
         if spec is None:
             return
-        namespace = self.namespace if message.namespace is None else (message.namespace or None)
+        namespace = self.namespace if message.scope is None else (message.scope or None)
         self.show_view(spec, namespace, message.filter)
 
     # ---- selection -----------------------------------------------------------------------

@@ -144,7 +144,7 @@ class ApplyDialog(ModalScreen[Path | None]):
             yield Label("enter: apply   tab: switch   esc: cancel", classes="dialog-hint")
 
     def on_mount(self) -> None:
-        self.query_one("#tree", DirectoryTree).focus()
+        self.query_one("#path", Input).focus()
 
     @on(DirectoryTree.FileSelected)
     def _file(self, event: DirectoryTree.FileSelected) -> None:

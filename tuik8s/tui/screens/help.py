@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tuik8s.tui.views import VIEWS, ViewSpec
+from tuik8s.tui.views import ViewSpec
 
 KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("General", (
-        (":", "command bar: a view (:po :dp :rs :svc :no :ing :ev :ns :ds :jobs :cm :secrets), :map, :ctx [NAME], :q"),
-        (":po NS", "a view in namespace NS (:po all / :po -A for every namespace)"),
-        ("/", "filter the rows (substring, as you type); esc clears it"),
+        (":", "command: :po :dp :rs :svc :no :ing :ev :ns :ds :jobs :cm"),
+        ("", ":secrets (full names too), :map, :ctx [NAME], :q"),
+        (":po NS", "a view in namespace NS; :po all for every namespace"),
+        ("/", "filter rows as you type (substring); esc clears"),
         ("0", "all namespaces"),
         ("m", "cluster map: nodes with their pods"),
         ("?", "this help"),
-        ("esc", "back: close the prompt, clear the filter, or return to the previous view"),
+        ("esc", "back: prompt, filter, then the previous view"),
         ("q, ctrl+c", "quit"),
     )),
     ("Moving", (
@@ -28,26 +30,26 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("pgup pgdn", "a page up or down"),
         ("home end", "first or last row"),
         ("← →", "scroll sideways"),
-        ("enter", "namespaces: switch to it; nodes: pods on it; others: describe"),
-        ("shift+letter", "sort by the column (again: reverse); clicking a header sorts too"),
+        ("enter", "namespace: use it; node: its pods; else describe"),
+        ("shift+letter", "sort by a column (again: reverse); or click it"),
         ("mouse", "click selects, double click opens, wheel scrolls"),
     )),
     ("On the selected object", (
         ("d", "describe, with its events"),
         ("y", "YAML"),
-        ("e", "edit in $EDITOR (KUBE_EDITOR first); saved as a merge patch"),
+        ("e", "edit in $EDITOR (KUBE_EDITOR first), merge patch"),
         ("ctrl+d", "delete (asks first)"),
         ("s", "scale (Deployment, ReplicaSet)"),
         ("+ -", "scale up or down by one"),
-        ("r", "restart: Deployment/DaemonSet rollout restart; Pod: delete so it is re-created"),
-        ("l", "logs of a pod, followed (asks for the container when there are several)"),
-        ("p", "logs of the previous run of the container"),
+        ("r", "restart: rollout restart; a Pod is deleted"),
+        ("l", "logs, followed (asks which container)"),
+        ("p", "logs of the previous run"),
         ("a", "apply a manifest file (server-side apply)"),
     )),
     ("Nodes (list or map)", (
         ("c", "cordon"),
         ("u", "uncordon"),
-        ("n", "drain: cordon, then evict every pod but DaemonSet ones (asks first)"),
+        ("n", "drain: cordon, evict all but DaemonSet pods"),
         ("k", "stop a lab node"),
         ("b", "bring a lab node back"),
     )),
@@ -74,24 +76,33 @@ class HelpScreen(ModalScreen[None]):
         self.spec = spec
 
     def compose(self) -> ComposeResult:
-        table = Table(box=None, show_header=False, padding=(0, 2), expand=True)
-        table.add_column("key", style="bold", no_wrap=True)
-        table.add_column("what")
-        for section, keys in KEYS:
-            table.add_row(Text(section, style="bold underline"), "")
-            for key, what in keys:
-                table.add_row(Text(key), Text(what))
-            table.add_row("", "")
-        if self.spec is not None:
-            table.add_row(Text(f"Sorting {self.spec.title}", style="bold underline"), "")
-            table.add_row("", Text(sort_keys(self.spec)))
-        else:
-            table.add_row(Text("Views", style="bold underline"), "")
-            for v in VIEWS:
-                table.add_row(Text(v.title), Text(" ".join(":" + a for a in v.aliases)))
+        # two columns, so every key fits on one 160x45 screen without scrolling
+        left, right = KEYS[:2], KEYS[2:]
         with VerticalScroll(classes="dialog dialog-tall", id="help"):
             yield Static(Text("Keys   (esc to close)", style="bold"))
-            yield Static(table)
+            with Horizontal(id="help-columns"):
+                yield Static(self._table(left, []), classes="help-column")
+                yield Static(self._table(right, self._sorting()), classes="help-column")
+
+    def _sorting(self) -> list[tuple[str, str]]:
+        if self.spec is None:
+            return []
+        keys = [f"shift+{c.sort_key} {c.name}" for c in self.spec.columns if c.sort_key]
+        return [("", "   ".join(keys[i:i + 3])) for i in range(0, len(keys), 3)]
+
+    @staticmethod
+    def _table(sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...], sorting: list[tuple[str, str]]) -> Group:
+        tables: list[Table | Text] = []
+        for section, keys in (*sections, *((("Sorting", tuple(sorting)),) if sorting else ())):
+            table = Table(box=None, show_header=False, padding=(0, 1), expand=True, title=section,
+                          title_justify="left", title_style="bold underline")
+            table.add_column("key", style="bold", no_wrap=True, width=13)
+            table.add_column("what", ratio=1)
+            for key, what in keys:
+                table.add_row(Text(key), Text(what))
+            tables.append(table)
+            tables.append(Text(""))
+        return Group(*tables)
 
     def on_mount(self) -> None:
         self.query_one("#help").focus()

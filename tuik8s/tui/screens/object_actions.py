@@ -104,6 +104,11 @@ class ObjectActions(Screen[Any]):
 
     # ---- viewing -------------------------------------------------------------------------
 
+    @staticmethod
+    def _title(sel: Selection) -> str:
+        where = f"  in {sel.namespace}" if sel.namespace else ""
+        return f"{ops.ref(sel.spec.resource, sel.name)}{where}   (esc back)"
+
     def action_describe(self) -> None:
         sel = self._need()
         if sel is None or not self._connected():
@@ -121,7 +126,7 @@ class ObjectActions(Screen[Any]):
 
         from tuik8s.tui.screens.text import TextScreen
 
-        self.app.push_screen(TextScreen(f" Describe  {ops.ref(resource, sel.key)}", load))
+        self.app.push_screen(TextScreen(f" Describe  {self._title(sel)}", load))
 
     def action_yaml(self) -> None:
         sel = self._need()
@@ -134,7 +139,7 @@ class ObjectActions(Screen[Any]):
 
         from tuik8s.tui.screens.text import TextScreen
 
-        self.app.push_screen(TextScreen(f" YAML  {ops.ref(resource, sel.key)}", load, language="yaml"))
+        self.app.push_screen(TextScreen(f" YAML  {self._title(sel)}", load, language="yaml"))
 
     def action_logs(self, previous: bool = False) -> None:
         sel = self._need("logs", what="logs")
@@ -271,9 +276,9 @@ class ObjectActions(Screen[Any]):
             with os.fdopen(fd, "w") as f:
                 f.write(text)
             code, err = await self._run_editor(path)
-            edited_text = path.read_text()
+            edited_text = await asyncio.to_thread(path.read_text)
         finally:
-            path.unlink(missing_ok=True)
+            await asyncio.to_thread(path.unlink, missing_ok=True)
         if code != 0:
             return f"Edit cancelled: the editor exited with code {code}{': ' + err if err else ''}"
         if edited_text == text and kept is None:
@@ -298,7 +303,8 @@ class ObjectActions(Screen[Any]):
         try:
             with self.app.suspend():
                 try:
-                    return subprocess.call(command), ""
+                    # blocking on purpose: the app is suspended and the terminal is the editor's
+                    return subprocess.call(command), ""  # noqa: ASYNC221
                 except OSError as e:
                     return 127, f"{command[0]}: {e.strerror}"
         except SuspendNotSupported:
@@ -335,7 +341,8 @@ class ObjectActions(Screen[Any]):
                 self.run_op(lambda: ops.drain(client, sel.name), group=f"drain {sel.name}", exclusive=True)
 
         self.app.push_screen(ConfirmDialog(
-            f"Drain node/{sel.name}? It is cordoned, then every pod but DaemonSet pods is evicted.", "Drain"),
+            f"Drain node/{sel.name}? It is cordoned, then every pod but DaemonSet pods is evicted "
+            "(pods without a controller are gone for good).", "Drain"),
             answered)
 
     def action_stop_node(self) -> None:

@@ -15,6 +15,7 @@ widget instead renders only the lines on screen (`render_line`) from a `RowModel
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -100,6 +101,13 @@ class ResourceTable(ScrollView, can_focus=True):
             self.table = table
             self.key = key
 
+    class Rebuilt(Message):
+        """The rows were re-filtered or re-sorted (counts may have changed)."""
+
+        def __init__(self, table: ResourceTable) -> None:
+            super().__init__()
+            self.table = table
+
     class SortChanged(Message):
         def __init__(self, table: ResourceTable) -> None:
             super().__init__()
@@ -116,6 +124,7 @@ class ResourceTable(ScrollView, can_focus=True):
         self._last_rebuild = 0.0
         self._selected: str | None = None
         self.rebuilds = 0  # for tests and the benchmark
+        self.clock: Callable[[], float] = time.time  # ages are drawn against this
 
     # ---- the model -----------------------------------------------------------------------
 
@@ -146,7 +155,10 @@ class ResourceTable(ScrollView, can_focus=True):
     def _model_changed(self) -> None:
         if not self._flush_pending:
             self._flush_pending = True
-            self.set_timer(FLUSH_DELAY, self._flush)
+            if self.model is not None and not self.model.order:
+                self.call_later(self._flush)  # the first rows: show them at once
+            else:
+                self.set_timer(FLUSH_DELAY, self._flush)
 
     def _flush(self) -> None:
         self._flush_pending = False
@@ -203,6 +215,7 @@ class ResourceTable(ScrollView, can_focus=True):
         self._selected = model.key_at(self.cursor)
         self._update_virtual_size()
         self._scroll_cursor_visible()
+        self.post_message(self.Rebuilt(self))
 
     def _line_width(self) -> int:
         model = self.model
@@ -389,7 +402,7 @@ class ResourceTable(ScrollView, can_focus=True):
                 style = base + self.get_component_rich_style(f"resource-table--{kind}")
         if position == self.cursor:
             style = style + self.get_component_rich_style("resource-table--cursor")
-        return self._strip(self._row_text(row, time.time()), style, scroll_x, width)
+        return self._strip(self._row_text(row, self.clock()), style, scroll_x, width)
 
     @staticmethod
     def _strip(text: str, style: Style, scroll_x: int, width: int) -> Strip:
