@@ -3,9 +3,10 @@
 `Kubelet.run()` does what upstream's kubelet does, in its order:
 
 1. asks the runtime for its version (retrying until the engine answers), then registers
-   the Node and keeps its Lease and status current (tuik8s.kubelet.node);
+   the Node and keeps its Lease and status current (tuik8s.kubelet.node), watching its
+   own Node so a status the node lifecycle controller changed is corrected at once;
 2. watches only its own pods (`fieldSelector=spec.nodeName=<node>`) and the Services
-   (for the `{SVC}_SERVICE_HOST` variables), and serves container logs;
+   (for the `{SVC}_SERVICE_HOST` variables), and serves container logs (logserver);
 3. runs one `PodWorker` per pod uid, which converges that pod alone;
 4. relists the runtime every `relist_period` (upstream's generic PLEG): a container that
    started, died or vanished wakes its pod's worker, so a `docker kill` is noticed within
