@@ -608,7 +608,8 @@ class NodeLifecycleController(Controller):
         if current != "True" and observed == "True":
             await self._node_event(node, "NodeNotReady", f"Node {name} status is now: NodeNotReady")
             self._retry_not_ready.add(name)
-        if name in self._retry_not_ready and observed != "True":
+        if name in self._retry_not_ready and current != "True":
+            # in the same pass that found it NotReady, as upstream's monitorNodeHealth:
             # mark its pods not Ready; the queue retries each one until it succeeds
             for key in self.pods.index_keys(NODE_INDEX, name):
                 self.queue.add("ready:" + key)
