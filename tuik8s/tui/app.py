@@ -71,6 +71,7 @@ class TuiApp(App[int]):
         self.push_screen(self.browser)
         if self.startup_error:
             self.show_status(self.startup_error, error=True)
+        gcpolicy.freeze()  # what start-up made (modules, classes, the screen) stays
         self.set_interval(5.0, gcpolicy.maybe_collect_when_idle)
 
     async def on_event(self, event: events.Event) -> None:

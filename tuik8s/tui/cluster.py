@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 PREVIEW_ROWS = 100
 PREVIEW_WAIT = 0.3
+HOLD_GC_AT_MOST = 20.0
 KEEP_IDLE_INFORMERS = 3
 
 
@@ -258,10 +259,18 @@ class Feed:
         finally:
             starter.cancel()
             start()
+        # the first list: no collector passes while it is decoded, then freeze it all
+        synced = asyncio.ensure_future(informer.wait_synced())
+        gcpolicy.hold()
+        try:
+            await asyncio.wait({synced}, timeout=HOLD_GC_AT_MOST)
+        except asyncio.CancelledError:
+            synced.cancel()
+            raise
+        finally:
+            gcpolicy.release()
         with contextlib.suppress(RuntimeError):
-            await informer.wait_synced()
-        # thousands of objects just arrived and will live as long as the view
-        gcpolicy.freeze()
+            await synced
         stale = [k for k in self._preview_keys if informer.get(k) is None]
         for key in stale:
             self.model.remove(key)

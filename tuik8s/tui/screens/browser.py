@@ -39,8 +39,9 @@ class Place:
 
 class BrowserScreen(ObjectActions):
     BINDINGS = [
-        Binding("colon", "prompt(':')", "Command"),
-        Binding("slash", "prompt('/')", "Filter"),
+        # priority: the prompt takes focus before the keys typed right after ":" arrive
+        Binding("colon", "prompt(':')", "Command", priority=True),
+        Binding("slash", "prompt('/')", "Filter", priority=True),
         Binding("escape", "back", "Back", show=False),
         Binding("0", "all_namespaces", "All namespaces", show=False),
         Binding("m", "map", "Map", show=False),
@@ -205,6 +206,11 @@ class BrowserScreen(ObjectActions):
                 col = model.spec.columns[model.sort_col]
                 self.status(f"sorted by {col.name}{' (reversed)' if model.sort_reverse else ''}")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "prompt" and self.prompt_kind:
+            return False  # ":" and "/" typed into the open prompt are text
+        return True
+
     def action_prompt(self, kind: str) -> None:
         prompt = self.prompt
         self.prompt_kind = kind
@@ -216,12 +222,12 @@ class BrowserScreen(ObjectActions):
         else:
             prompt.placeholder = "command: po dp rs svc no ing ev ns ds jobs cm secrets map ctx q  (tab completes)"
             prompt.value = ""
-        prompt.focus()
+        self.set_focus(prompt)  # at once, not after the keys already queued
 
     def _close_prompt(self) -> None:
         self.prompt.display = False
         self.prompt_kind = ""
-        self.table.focus()
+        self.set_focus(self.table)
 
     @on(Input.Changed, "#prompt")
     def _typed(self, event: Input.Changed) -> None:
