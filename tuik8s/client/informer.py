@@ -43,6 +43,7 @@ OnDelete = Callable[[Obj], None]
 IndexFunc = Callable[[Obj], Iterable[str]]
 
 NAMESPACE_INDEX = "namespace"
+_NOTHING: frozenset[str] = frozenset()
 PAGE_SIZE = 500
 # client-go's reflector: watches last 5-10 minutes, retries back off from 0.8 s to 30 s
 MIN_WATCH_TIMEOUT = 300.0
@@ -130,6 +131,9 @@ class Informer:
         self._handlers: builtins.list[_Handler] = []
         self._indexers: dict[str, IndexFunc] = {}
         self._indices: dict[str, dict[str, set[str]]] = {}
+        # index name -> key -> the values the key is filed under (so an update computes
+        # only the new object's values, and files nothing again when they did not change)
+        self._filed: dict[str, dict[str, set[str]]] = {}
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._resync_task: asyncio.Task[None] | None = None
@@ -192,10 +196,15 @@ class Informer:
         """Index the cache by `fn(obj)` (a list of values), kept current on every change."""
         self._indexers[name] = fn
         index: dict[str, set[str]] = {}
+        filed: dict[str, set[str]] = {}
         for key, obj in self._cache.items():
-            for value in self._index_values(name, fn, obj):
+            values = self._index_values(name, fn, obj)
+            if values:
+                filed[key] = values
+            for value in values:
                 index.setdefault(value, set()).add(key)
         self._indices[name] = index
+        self._filed[name] = filed
 
     def by_index(self, name: str, value: str) -> builtins.list[Obj]:
         """Cached objects whose index `name` includes `value`, in key order."""
@@ -217,9 +226,17 @@ class Informer:
             log.exception("index %s failed on %s", name, object_key(obj))
             return set()
 
-    def _reindex(self, key: str, old: Obj | None, new: Obj | None) -> None:
+    def _reindex(self, key: str, new: Obj | None) -> None:
         for name, fn in self._indexers.items():
-            before, after = self._index_values(name, fn, old), self._index_values(name, fn, new)
+            filed = self._filed[name]
+            before = filed.get(key, _NOTHING)
+            after = self._index_values(name, fn, new)
+            if before == after:
+                continue
+            if after:
+                filed[key] = after
+            else:
+                filed.pop(key, None)
             index = self._indices[name]
             for value in before - after:
                 keys = index.get(value)
@@ -348,7 +365,7 @@ class Informer:
         key = object_key(obj)
         old = self._cache.get(key)
         self._cache[key] = obj
-        self._reindex(key, old, obj)
+        self._reindex(key, obj)
         if old is None:
             self._emit_add(obj)
         else:
@@ -359,7 +376,7 @@ class Informer:
         old = self._cache.pop(key, None)
         if old is None:
             return
-        self._reindex(key, old, None)
+        self._reindex(key, None)
         self._emit_delete(obj)
 
     async def _resync_loop(self) -> None:

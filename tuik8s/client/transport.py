@@ -85,6 +85,11 @@ async def iter_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         if not chunk:
             continue
+        if not buf and chunk[-1:] == b"\n":
+            # the usual case, and always the in-process one: whole lines, no copy
+            for line in chunk[:-1].split(b"\n"):
+                yield line
+            continue
         buf += chunk
         start = 0
         while (end := buf.find(b"\n", max(start, scanned))) != -1:

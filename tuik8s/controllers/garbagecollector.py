@@ -235,6 +235,10 @@ class OwnerGraph:
         return prev
 
     def _reindex(self, uid: str, old: Obj | None, new: Obj | None) -> None:
+        if old is not None and new is not None and (
+            (old.get("metadata") or {}).get("ownerReferences") == (new.get("metadata") or {}).get("ownerReferences")
+        ):
+            return  # the usual update (a status, a Lease renewal): the same owners
         before = {r["uid"] for r in owner_refs(old)}
         after = {r["uid"] for r in owner_refs(new)}
         for owner in before - after:
@@ -254,7 +258,7 @@ class GarbageCollector(Controller):
     """Cascading deletion over ownerReferences, in the background, foreground or orphaning."""
 
     name = "garbagecollector"
-    workers = 10
+    workers = 20  # upstream --concurrent-gc-syncs
 
     def setup(self) -> None:
         self.graph = OwnerGraph()

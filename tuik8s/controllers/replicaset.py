@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tuik8s.api.selectors import SelectorError
+from tuik8s.api.selectors import LabelSelector, SelectorError
 from tuik8s.client.errors import ApiError, ClientError, is_not_found
 from tuik8s.client.informer import NAMESPACE_INDEX, namespace_index, object_key
 from tuik8s.controllers import podutil
@@ -46,6 +46,7 @@ SLOW_START_INITIAL_BATCH = 1
 EXPECTATIONS_TIMEOUT = 300.0
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 _PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
+_TERMINAL = ("Succeeded", "Failed")
 
 
 # ---- expectations -----------------------------------------------------------------------
@@ -226,14 +227,16 @@ def calculate_status(rs: Obj, pods: Sequence[Obj], error: Exception | None, at: 
     spec = rs.get("spec") or {}
     template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
+    wanted = template_labels.items()
     fully_labeled = ready = available = 0
+    # one pass, few calls: this runs over every pod of the ReplicaSet on every sync
     for pod in pods:
-        labels = podutil.labels_of(pod)
-        if all(labels.get(k) == v for k, v in template_labels.items()):
+        if podutil.labels_of(pod).items() >= wanted:
             fully_labeled += 1
-        if podutil.is_pod_ready(pod):
+        cond = podutil.pod_ready_condition(pod)
+        if cond is not None and cond.get("status") == "True":
             ready += 1
-            if podutil.is_pod_available(pod, min_ready, at):
+            if min_ready <= 0 or podutil.is_pod_available(pod, min_ready, at):
                 available += 1
     status = copy.deepcopy(rs.get("status") or {})
     conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
@@ -297,7 +300,12 @@ async def slow_start_batch(count: int, initial: int, fn: Callable[[], Awaitable[
 
 
 def _pod_from_template(rs: Obj) -> Obj:
-    """A pod for `rs`: its template, `generateName: <rs>-` and a controller reference."""
+    """A pod for `rs`: its template, `generateName: <rs>-` and a controller reference.
+
+    The pod shares the template's structures rather than copying them (10,000 deep copies
+    were 1% of the control plane's CPU): it is only serialized, and `rs` is the
+    reconcile's own copy. Do not change the pod in place.
+    """
     template = (rs.get("spec") or {}).get("template") or {}
     tmeta = template.get("metadata") or {}
     rs_meta = meta(rs)
@@ -308,8 +316,21 @@ def _pod_from_template(rs: Obj) -> Obj:
     }
     for name in ("labels", "annotations", "finalizers"):
         if tmeta.get(name):
-            pod_meta[name] = copy.deepcopy(tmeta[name])
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": copy.deepcopy(template.get("spec") or {})}
+            pod_meta[name] = tmeta[name]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": template.get("spec") or {}}
+
+
+def _counted_as(pod: Obj) -> tuple[str, str | None, str | None]:
+    """What of a pod its ReplicaSet's sync counts, beyond labels and owner: its phase (active
+    or not) and its Ready condition (ready, available since). An update that changes none
+    of it (a bind, a restart count) changes neither the status nor how many pods to create
+    or delete, so it is not worth a pass over the ReplicaSet's pods: at 10,000 pods that
+    pass was a tenth of the control plane's CPU. (Which pod goes first at the next
+    scale-down is read then, from the cache.)"""
+    cond = podutil.pod_ready_condition(pod)
+    if cond is None:
+        return podutil.pod_phase(pod), None, None
+    return podutil.pod_phase(pod), cond.get("status"), cond.get("lastTransitionTime")
 
 
 def _namespace_terminating(e: ApiError) -> bool:
@@ -410,7 +431,7 @@ class ReplicaSetController(Controller):
                 self.enqueue(rs)
         if new_ref is not None:
             rs = self._owner_of(new, new_ref)
-            if rs is not None:
+            if rs is not None and (labels_changed or ref_changed or _counted_as(old) != _counted_as(new)):
                 self.enqueue(rs)
             return
         if labels_changed or ref_changed:
@@ -439,11 +460,7 @@ class ReplicaSetController(Controller):
         except SelectorError as e:
             log.warning("replicaset %s has an invalid selector: %s", key, e)
             return None
-        active = [p for p in podutil.claim_candidates(self.pods, rs) if podutil.is_pod_active(p)]
-        pods = await podutil.claim(
-            self.client, "pods", rs, podutil.new_controller_ref(rs, "apps/v1", "ReplicaSet"),
-            selector, active, lambda: self._can_adopt(rs),
-        )
+        pods = await self._claim(rs, selector)
         error: ClientError | None = None
         if needs_sync and not podutil.is_deleting(rs):
             try:
@@ -458,6 +475,31 @@ class ReplicaSetController(Controller):
         if int((updated.get("spec") or {}).get("minReadySeconds") or 0) > 0:
             return next_availability_check(updated, pods, at)
         return None
+
+    async def _claim(self, rs: Obj, selector: LabelSelector) -> list[Obj]:
+        """The active pods `rs` controls, after adopting orphans and releasing strays.
+
+        The usual case -- no orphan in the namespace, every owned pod still matching --
+        needs no write and is one quick pass over the owned pods; anything else goes
+        through `podutil.claim`.
+        """
+        m = meta(rs)
+        owned = self.pods.by_index(CONTROLLER_UID_INDEX, str(m.get("uid")))
+        orphans = self.pods.by_index(podutil.ORPHAN_INDEX, str(m.get("namespace")))
+        active: list[Obj] = []
+        strays = False
+        for pod in owned:
+            if (pod.get("status") or {}).get("phase") in _TERMINAL or (pod.get("metadata") or {}).get("deletionTimestamp"):
+                continue
+            active.append(pod)
+            if not strays and not selector.matches(podutil.labels_of(pod)):
+                strays = True
+        if not strays and not any(podutil.is_pod_active(p) for p in orphans):
+            return active
+        return await podutil.claim(
+            self.client, "pods", rs, podutil.new_controller_ref(rs, "apps/v1", "ReplicaSet"),
+            selector, [*active, *(p for p in orphans if podutil.is_pod_active(p))], lambda: self._can_adopt(rs),
+        )
 
     async def _can_adopt(self, rs: Obj) -> None:
         """Adopt only for a ReplicaSet that still exists, as this one, and is not going away."""
