@@ -46,6 +46,7 @@ from tuik8s.api.selectors import (
     node_selector_term_matches,
     selector_from_spec,
 )
+from tuik8s.api.taints import tolerated
 from tuik8s.client.errors import ApiError, ClientError, is_already_exists, is_not_found
 from tuik8s.client.informer import NAMESPACE_INDEX, namespace_index, object_key
 from tuik8s.controllers.podutil import (
@@ -59,6 +60,7 @@ from tuik8s.controllers.podutil import (
     is_pod_ready,
     meta,
     new_controller_ref,
+    owners_selecting,
     pod_key,
 )
 from tuik8s.controllers.runner import Controller
@@ -194,22 +196,6 @@ class Backoff:
 # ---- taints, tolerations, node affinity -----------------------------------------------------
 
 
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """v1.Toleration.ToleratesTaint."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    if operator == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
-
-
 def untolerated_taint(
     taints: Iterable[Mapping[str, Any]], tolerations: Iterable[Mapping[str, Any]], effects: tuple[str, ...]
 ) -> Mapping[str, Any] | None:
@@ -218,7 +204,7 @@ def untolerated_taint(
     for taint in taints:
         if not isinstance(taint, Mapping) or taint.get("effect") not in effects:
             continue
-        if not any(tolerates(t, taint) for t in tolerations):
+        if not tolerated(taint, tolerations):
             return taint
     return None
 
@@ -687,17 +673,7 @@ class DaemonSetController(Controller):
 
     def _selecting(self, obj: Obj) -> list[Obj]:
         """DaemonSets in the object's namespace whose selector picks it (orphan adoption)."""
-        m = meta(obj)
-        labels = m.get("labels") or {}
-        found = []
-        for ds in self.daemonsets.by_index(NAMESPACE_INDEX, m.get("namespace") or ""):
-            try:
-                selector = selector_from_spec(_spec(ds).get("selector"))
-            except SelectorError:
-                continue
-            if not selector.empty() and selector.matches(labels):
-                found.append(ds)
-        return found
+        return owners_selecting(self.daemonsets, obj, lambda ds: selector_from_spec(_spec(ds).get("selector")))
 
     def _enqueue_controller(self, obj: Obj) -> None:
         ds = self._resolve(meta(obj).get("namespace"), controller_ref(obj))

@@ -621,16 +621,7 @@ class DeploymentController(Controller):
 
     def _matching(self, rs: Obj) -> list[Obj]:
         """Deployments whose selector picks an orphan ReplicaSet (they may adopt it)."""
-        labels = podutil.labels_of(rs)
-        out = []
-        for d in self.deployments.by_index(NAMESPACE_INDEX, str(meta(rs).get("namespace"))):
-            try:
-                selector = podutil.selector_of(d)
-            except SelectorError:
-                continue
-            if not selector.empty() and selector.matches(labels):
-                out.append(d)
-        return out
+        return podutil.owners_selecting(self.deployments, rs)
 
     def _rs_added(self, rs: Obj) -> None:
         if podutil.is_deleting(rs):

@@ -59,6 +59,7 @@ from tuik8s.controllers.podutil import (
     is_pod_ready,
     meta,
     new_controller_ref,
+    owners_selecting,
     parse_time,
     pod_key,
 )
@@ -552,17 +553,7 @@ class JobController(Controller):
         return job
 
     def _jobs_selecting(self, pod: Obj) -> list[Obj]:
-        m = meta(pod)
-        labels = m.get("labels") or {}
-        found = []
-        for job in self.jobs.by_index(NAMESPACE_INDEX, m.get("namespace") or ""):
-            try:
-                selector = job_selector(job)
-            except SelectorError:
-                continue
-            if not selector.empty() and selector.matches(labels):
-                found.append(job)
-        return found
+        return owners_selecting(self.jobs, pod, job_selector)
 
     def _enqueue_orphan(self, pod: Obj) -> None:
         self.queue.add(ORPHAN_KEY_PREFIX + object_key(pod))

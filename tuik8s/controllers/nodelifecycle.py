@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tuik8s.api.taints import tolerates
 from tuik8s.client.errors import ApiError, ClientError, is_conflict, is_not_found
 from tuik8s.client.informer import object_key
 from tuik8s.controllers.runner import Controller
@@ -152,20 +153,6 @@ def wanted_noschedule_taints(node: Mapping[str, Any]) -> list[tuple[str, str]]:
     if (node.get("spec") or {}).get("unschedulable"):
         out.append((TAINT_UNSCHEDULABLE, "NoSchedule"))
     return out
-
-
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """v1.Toleration.ToleratesTaint."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def effective_tolerations(pod: Mapping[str, Any], default_seconds: int) -> list[Mapping[str, Any]]:
@@ -784,7 +771,6 @@ __all__ = [
     "NodeLifecycleController",
     "effective_tolerations",
     "min_toleration_seconds",
-    "tolerates",
     "wanted_noschedule_taints",
     "zone_state",
 ]

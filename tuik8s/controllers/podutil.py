@@ -26,10 +26,10 @@ from typing import Any
 
 import orjson
 
-from tuik8s.api.selectors import LabelSelector, selector_from_spec
+from tuik8s.api.selectors import LabelSelector, SelectorError, selector_from_spec
 from tuik8s.client.client import ApiClient
 from tuik8s.client.errors import ApiError, is_not_found
-from tuik8s.client.informer import Informer
+from tuik8s.client.informer import NAMESPACE_INDEX, Informer
 
 Obj = dict[str, Any]
 
@@ -200,6 +200,26 @@ def selector_of(obj: Mapping[str, Any]) -> LabelSelector:
 
 def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
     return meta(obj).get("labels") or {}
+
+
+def owners_selecting(
+    informer: Informer,
+    obj: Mapping[str, Any],
+    selector: Callable[[Mapping[str, Any]], LabelSelector] = selector_of,
+) -> list[Obj]:
+    """The controllers in `obj`'s namespace (from `informer`, indexed by namespace) whose
+    selector picks `obj`: the candidates to adopt an orphan. An empty or unparsable
+    selector picks nothing, as upstream's controllers refuse to select everything."""
+    labels = labels_of(obj)
+    found = []
+    for owner in informer.by_index(NAMESPACE_INDEX, str(meta(obj).get("namespace") or "")):
+        try:
+            sel = selector(owner)
+        except SelectorError:
+            continue
+        if not sel.empty() and sel.matches(labels):
+            found.append(owner)
+    return found
 
 
 async def claim(

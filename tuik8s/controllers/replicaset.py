@@ -387,16 +387,7 @@ class ReplicaSetController(Controller):
 
     def _matching(self, pod: Obj) -> list[Obj]:
         """ReplicaSets of the pod's namespace whose selector picks it (adoption candidates)."""
-        labels = podutil.labels_of(pod)
-        out = []
-        for rs in self.replicasets.by_index(NAMESPACE_INDEX, str(meta(pod).get("namespace"))):
-            try:
-                selector = podutil.selector_of(rs)
-            except SelectorError:
-                continue
-            if not selector.empty() and selector.matches(labels):
-                out.append(rs)
-        return out
+        return podutil.owners_selecting(self.replicasets, pod)
 
     def _pod_added(self, pod: Obj) -> None:
         if podutil.is_deleting(pod):

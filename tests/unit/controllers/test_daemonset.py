@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tuik8s.api.taints import tolerates
 from tuik8s.controllers.daemonset import (
     CONTROLLER_REVISION_HASH_LABEL,
     DAEMON_TOLERATIONS,
@@ -28,7 +29,6 @@ from tuik8s.controllers.daemonset import (
     scaled_value,
     target_node_name,
     template_generation,
-    tolerates,
     unscheduled_pods_without_node,
 )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from tuik8s.api.taints import tolerated
 from tuik8s.scheduler.framework import (
     SKIP,
     ClusterEvent,
@@ -26,26 +27,6 @@ from tuik8s.scheduler.framework import (
 NAME = "TaintToleration"
 ERR_REASON_FORMAT = "node(s) had untolerated taint {{{key}: {value}}}"
 _PREFER_KEY = "PreScore" + NAME
-
-
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """v1.Toleration.ToleratesTaint: effect and key match when set; Equal compares values."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    op = toleration.get("operator") or "Equal"
-    if op == "Exists":
-        return True
-    if op == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
-
-
-def tolerated(taint: Mapping[str, Any], tolerations: Iterable[Mapping[str, Any]]) -> bool:
-    return any(tolerates(t, taint) for t in tolerations)
 
 
 def untolerated_taint(taints: Iterable[Mapping[str, Any]], tolerations: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
