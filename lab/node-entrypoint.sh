@@ -14,9 +14,15 @@
 #   TUIK8S_NODE_IP         this node's address on the lab network
 #   TUIK8S_DNS             the resolver pods get from dockerd (an address inside the lab, where
 #                          the cluster DNS lives; nothing outside the lab is ever configured)
+#   TUIK8S_CLUSTER_DNS     the kube-dns Service's ClusterIP, the kubelet's --cluster-dns for
+#                          ClusterFirst pods (unset: they get TUIK8S_DNS, without search path)
 #   TUIK8S_CREDENTIALS     directory with token, ca.crt, kubeconfig (default /etc/tuik8s/node)
 #   TUIK8S_ROUTES          "CIDR VIA" per line for every node (default /etc/tuik8s/lab/routes)
 #   TUIK8S_KUBELET_COMMAND run this (with bash -c) instead of the default kubelet command
+#   TUIK8S_SERVICE_CIDR    the Services' ClusterIP range (default 10.96.0.0/12)
+#
+# kube-proxy (`tuik8s proxy`) runs beside the kubelet with the same credentials, restarted
+# the same way; it programs this node's iptables for Services.
 #
 # The project's code is not in the image: it is bind-mounted read-only at
 # /opt/tuik8s/src/tuik8s, and runs on the image's venv (/opt/tuik8s/venv).
@@ -85,11 +91,14 @@ dockerd_args=(
 stopping=0
 dockerd_pid=""
 kubelet_pid=""
+proxy_loop_pid=""
 
 shutdown() {
     stopping=1
     say "stopping"
+    [ -n "$proxy_loop_pid" ] && kill -TERM "$proxy_loop_pid" 2>/dev/null  # stops beside the kubelet
     [ -n "$kubelet_pid" ] && kill -TERM "$kubelet_pid" 2>/dev/null && wait "$kubelet_pid" 2>/dev/null
+    [ -n "$proxy_loop_pid" ] && wait "$proxy_loop_pid" 2>/dev/null
     [ -n "$dockerd_pid" ] && kill -TERM "$dockerd_pid" 2>/dev/null && wait "$dockerd_pid" 2>/dev/null
     exit 0
 }
@@ -117,6 +126,38 @@ pod_network_rules
 apply_routes
 say "dockerd ready"
 
+proxy_loop() {
+    # kube-proxy as under systemd's Restart=always, in a subshell of its own: TERM stops it
+    local child="" delay=1 started rc
+    trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null && wait "$child"; exit 0' TERM
+    while :; do
+        started=$(date +%s)
+        "$PYTHON" -m tuik8s.cli proxy --node-name "$NODE_NAME" --cluster-cidr "$CLUSTER_CIDR" \
+            --server "${TUIK8S_API_SERVER:?TUIK8S_API_SERVER is not set}" \
+            --token-file "$CREDENTIALS/token" --ca-file "$CREDENTIALS/ca.crt" \
+            ${TUIK8S_NODE_IP:+--node-ip "$TUIK8S_NODE_IP"} &
+        child=$!
+        wait "$child"
+        rc=$?
+        child=""
+        (( $(date +%s) - started > 30 )) && delay=1
+        say "kube-proxy exited with status $rc; restarting in ${delay}s"
+        sleep "$delay" &
+        wait $!
+        delay=$(( delay * 2 > 10 ? 10 : delay * 2 ))
+    done
+}
+
+if grep -q add_proxy_parser /opt/tuik8s/src/tuik8s/cli.py 2>/dev/null; then
+    # ClusterIPs are virtual: the node's own connection to one needs some route before the
+    # nat OUTPUT rule rewrites its destination; a lab network without a default route has none
+    ip -4 route show default | grep -q . ||
+        ip route replace "${TUIK8S_SERVICE_CIDR:-10.96.0.0/12}" dev eth0 ||
+        say "cannot add the route to the Services' CIDR"
+    proxy_loop &
+    proxy_loop_pid=$!
+fi
+
 if [ -n "${TUIK8S_KUBELET_COMMAND:-}" ]; then
     kubelet=(bash -c "$TUIK8S_KUBELET_COMMAND")
 else
@@ -136,6 +177,7 @@ else
     [ -f "$CREDENTIALS/log-token" ] && kubelet+=(--log-token-file "$CREDENTIALS/log-token")
     [ -n "${TUIK8S_NODE_IP:-}" ] && kubelet+=(--node-ip "$TUIK8S_NODE_IP")
     [ -n "${TUIK8S_DNS:-}" ] && kubelet+=(--node-dns "$TUIK8S_DNS")
+    [ -n "${TUIK8S_CLUSTER_DNS:-}" ] && kubelet+=(--cluster-dns "$TUIK8S_CLUSTER_DNS")
 fi
 
 # The kubelet runs as under systemd's Restart=always: a crash or a missing command does

@@ -38,8 +38,10 @@ CONTROLLERS: tuple[tuple[str, str], ...] = (
     ("tuik8s.controllers.job", "JobController"),
     ("tuik8s.controllers.endpoints", "EndpointsController"),
     ("tuik8s.controllers.nodelifecycle", "NodeLifecycleController"),
+    ("tuik8s.controllers.horizontalpodautoscaler", "HorizontalPodAutoscalerController"),
 )
 SCHEDULER = ("tuik8s.scheduler.scheduler", "Scheduler")
+CLUSTER_DNS = ("tuik8s.dns.component", "ClusterDNS")
 
 
 @dataclass
@@ -48,6 +50,8 @@ class ControlPlaneConfig:
     scheduler: bool = True
     controllers: bool = True
     timings: Timings = field(default_factory=Timings)
+    # ADDRESS[:PORT] the cluster DNS listens on (tuik8s/dns); None: no cluster DNS
+    cluster_dns_listen: str | None = None
 
 
 def in_process_handler(server: ControlPlaneServer, user: User) -> Any:
@@ -85,7 +89,7 @@ class ControlPlane:
 
     async def start(self) -> None:
         await self.server.start()
-        if not (self.config.scheduler or self.config.controllers):
+        if not (self.config.scheduler or self.config.controllers or self.config.cluster_dns_listen):
             return
         user = User("system:kube-controller-manager", ("system:masters",))
         self.client = ApiClient(InProcessTransport(in_process_handler(self.server, user)))
@@ -96,6 +100,10 @@ class ControlPlane:
                 cls = _load(module, name)
                 if cls is not None:
                     self.manager.add_controller(cls(ctx))
+        if self.config.cluster_dns_listen:
+            cls = _load(*CLUSTER_DNS)
+            if cls is not None:
+                cls(ctx, self.config.cluster_dns_listen).add_to(self.manager)
         if self.config.scheduler:
             cls = _load(*SCHEDULER)
             if cls is not None:
@@ -115,7 +123,14 @@ class ControlPlane:
 
 async def serve_forever(plane: ControlPlane, ready: Any = None) -> None:
     """Run until SIGINT or SIGTERM, then stop everything in order."""
-    await plane.start()
+    try:
+        await plane.start()
+    except BaseException:
+        # whatever got started (the store's writer thread above all) must not keep a
+        # half-started server alive, holding its port and data dir
+        with contextlib.suppress(Exception):
+            await plane.stop()
+        raise
     if ready is not None:
         ready(plane.server)
     stop = asyncio.Event()

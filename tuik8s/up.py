@@ -78,13 +78,17 @@ def _port_for(data_dir: Path, cluster: str) -> int:
     return port
 
 
-def _start_server(cluster: str, data_dir: Path, port: int, advertise: list[str]) -> None:
+def _start_server(cluster: str, data_dir: Path, port: int, advertise: list[str], dns_listen: str | None = None) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - handed to the child
     cmd = [sys.executable, "-m", "tuik8s.cli", "server", "--cluster", cluster, "--data-dir", str(data_dir),
            "--port", str(port), "--host", "0.0.0.0"]
     for a in advertise:
         cmd += ["--advertise", a]
+    if dns_listen:
+        # the lab's gateway: it exists once the lab's network does, which comes next; the
+        # server binds its DNS when the address appears
+        cmd += ["--cluster-dns-listen", dns_listen]
     before = (data_dir / "kubeconfig").stat().st_mtime if (data_dir / "kubeconfig").exists() else 0.0
     proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     (data_dir / "server.pid").write_text(f"{proc.pid}\n")
@@ -199,7 +203,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     else:
         port = _port_for(data_dir, cluster)
         _say(f"starting the control plane of {cluster} on port {port} (log: {data_dir / 'server.log'})")
-        _start_server(cluster, data_dir, port, [net.gateway] if net is not None else [])
+        _start_server(cluster, data_dir, port, [net.gateway] if net is not None else [],
+                      f"{net.dns}:53" if net is not None else None)
     if docker:
         from tuik8s.nodes.lab import lab_up
 
@@ -214,6 +219,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             raise UpError(f"the lab's nodes did not all get Ready; see `tuik8s lab status --cluster {cluster}`")
     else:
         _start_hollow(cluster, data_dir, args.hollow)
+    from tuik8s.ingress.runner import IngressError, start_in_background
+
+    try:
+        _say(start_in_background(data_dir))
+    except IngressError as e:
+        _say(f"warning: {e}; the cluster runs without its ingress")
     if args.demo:
         try:
             asyncio.run(_apply_demo(data_dir))
@@ -235,11 +246,12 @@ def _node_actions(cluster: str, data_dir: Path, docker: bool) -> dict[str, Any]:
     if not docker:
         return {}
     try:
-        from tuik8s.nodes.docker import DockerNodeProvider
+        from tuik8s.nodes.lab import lab_provider
         from tuik8s.tui.actions import ProviderNodeActions  # type: ignore[attr-defined]
     except ImportError:
         return {}
-    return {"node_actions": ProviderNodeActions(DockerNodeProvider(cluster, data_dir, say=lambda _l: None))}
+    # the lab as it was made: Docker-in-Docker nodes, or Vagrant machines
+    return {"node_actions": ProviderNodeActions(lab_provider(cluster, data_dir, say=lambda _l: None))}
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -251,6 +263,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         from tuik8s.nodes.lab import lab_down
 
         asyncio.run(lab_down(argparse.Namespace(cluster=cluster, data_dir=str(data_dir))))
+    _stop_pid(data_dir / "ingress.pid", "the ingress")
     _stop_pid(data_dir / "hollow.pid", "the hollow nodes")
     stopped = _stop_pid(data_dir / "server.pid", "the control plane")
     if not stopped and _running(data_dir):

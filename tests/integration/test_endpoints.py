@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.integration.conftest import RunningServer, start_server, stop_server, wait_for
+from tests.integration.conftest import RunningServer, free_port, start_server, stop_server, wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -188,3 +189,18 @@ def test_deleted_endpoints_are_recreated(server: RunningServer, ns: str) -> None
     wait_for(lambda: endpoints_column(server, ns, "web") == "10.244.4.1:80", timeout=10)
     server.kubectl("delete", "endpoints", "web", "-n", ns, check=True)
     wait_for(lambda: endpoints_column(server, ns, "web") == "10.244.4.1:80", timeout=10)
+
+
+def test_the_kubernetes_service_has_the_api_servers_endpoints(tmp_path: Path) -> None:
+    """As upstream's endpoint reconciler: 10.96.0.1:443 leads to where the API server answers
+    (its advertised address), so pods reach it through kube-proxy; a restart on another port
+    rewrites them."""
+    for port in (free_port(), free_port()):
+        srv = start_server(tmp_path / "data", tmp_path / "home", port=port, extra=("--advertise", "192.0.2.10"))
+        try:
+            ep = srv.kubectl_json("get", "endpoints", "kubernetes", "-n", "default")
+        finally:
+            stop_server(srv)
+        assert ep["subsets"] == [
+            {"addresses": [{"ip": "192.0.2.10"}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+        ]

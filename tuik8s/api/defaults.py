@@ -536,6 +536,12 @@ def _default_hpa(obj: Obj) -> None:
     if behavior is not None:
         _fill_scaling_rules(behavior, "scaleUp", _HPA_SCALE_UP)
         _fill_scaling_rules(behavior, "scaleDown", _HPA_SCALE_DOWN)
+    # Go serializes status.desiredReplicas without omitempty: clients (the official one
+    # among them) expect it on every HPA, also before the controller first writes status.
+    status = obj.get("status")
+    if not isinstance(status, dict):
+        status = obj["status"] = {}
+    status.setdefault("desiredReplicas", 0)
 
 
 _DEFAULTERS: dict[str, Callable[[Obj], None]] = {

@@ -153,6 +153,18 @@ RESOURCES: tuple[ResourceInfo, ...] = (
        short=("hpa",), categories=_ALL, subs=(_STATUS,)),
 )
 
+# Served by handlers of their own, never stored under these names: autoscaling/v1 HPAs are
+# converted to and from the stored autoscaling/v2 objects; metrics.k8s.io is read from the
+# metrics scraper's memory (upstream's metrics-server). Discovery lists them; the generic
+# REST storage, the garbage collector and namespace deletion do not see them.
+EXTRA_RESOURCES: tuple[ResourceInfo, ...] = (
+    _r("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
+       short=("hpa",), categories=_ALL, subs=(_STATUS,)),
+    _r("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", namespaced=False, verbs=("get", "list"),
+       spec_fields=()),
+    _r("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", verbs=("get", "list"), spec_fields=()),
+)
+
 _BY_GVR: dict[tuple[str, str, str], ResourceInfo] = {
     (r.group, r.version, r.plural): r for r in RESOURCES
 }
@@ -179,16 +191,17 @@ def by_kind(api_version: str, kind: str) -> ResourceInfo | None:
 
 
 def group_versions() -> list[tuple[str, str]]:
-    """Every (group, version) served, core first, in a stable order."""
+    """Every (group, version) served, core first, in a stable order (a group's first
+    version is its preferred one)."""
     seen: list[tuple[str, str]] = []
-    for r in RESOURCES:
+    for r in (*RESOURCES, *EXTRA_RESOURCES):
         if (r.group, r.version) not in seen:
             seen.append((r.group, r.version))
     return seen
 
 
 def resources_in(group: str, version: str) -> list[ResourceInfo]:
-    return [r for r in RESOURCES if r.group == group and r.version == version]
+    return [r for r in (*RESOURCES, *EXTRA_RESOURCES) if r.group == group and r.version == version]
 
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")

@@ -27,6 +27,13 @@ class ClusterIPAllocator:
         """The address of the `kubernetes` Service, by convention the first one."""
         return str(self.network.network_address + 1)
 
+    @property
+    def dns(self) -> str:
+        """The `kube-dns` Service's address, by kubeadm's convention the tenth one
+        (10.96.0.10, what kubelets get as --cluster-dns). Never handed out by `allocate`;
+        only a Service asking for it by name gets it."""
+        return str(self.network.network_address + 10)
+
     def reserve(self, ip: str, path: str = "spec.clusterIP") -> None:
         try:
             addr = ipaddress.ip_address(ip)
@@ -49,16 +56,17 @@ class ClusterIPAllocator:
 
     def allocate(self) -> str:
         size = self.network.num_addresses
+        dns = self.dns
         # Random probing like upstream: sequential scans get slow as the range fills.
         for _ in range(64):
             offset = random.randrange(2, size - 1)
             ip = str(self.network.network_address + offset)
-            if ip not in self._used:
+            if ip not in self._used and ip != dns:
                 self._used.add(ip)
                 return ip
         for offset in range(2, size - 1):
             ip = str(self.network.network_address + offset)
-            if ip not in self._used:
+            if ip not in self._used and ip != dns:
                 self._used.add(ip)
                 return ip
         raise errors.StatusError(500, "InternalError", "failed to allocate a serviceIP: range is full")

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from tuik8s.api import errors
 from tuik8s.apiserver import discovery, metrics, openapi
+from tuik8s.apiserver.authz import Authorizer, attributes
 from tuik8s.apiserver.request import ApiRequest, ApiResponse, User, error_response, json_response
 from tuik8s.apiserver.rest import Resources
 from tuik8s.store.base import StorageError
@@ -43,7 +44,17 @@ def to_api_request(request: web.Request, body: bytes, user: User | None) -> ApiR
     )
 
 
+def _header_safe(value: str) -> str:
+    """A header value with control characters escaped: a Warning naming an unknown field
+    such as "a\nb" must not make aiohttp drop the connection without an answer."""
+    if all(" " <= c != "\x7f" or c == "\t" for c in value):
+        return value
+    return "".join(c if (" " <= c != "\x7f" or c == "\t") else f"\\x{ord(c):02x}" for c in value)
+
+
 async def send(request: web.Request, resp: ApiResponse) -> web.StreamResponse:
+    if resp.headers:
+        resp.headers = {k: _header_safe(v) for k, v in resp.headers.items()}
     if resp.stream is None:
         headers = dict(resp.headers)
         headers["Content-Type"] = resp.content_type
@@ -69,9 +80,12 @@ async def send(request: web.Request, resp: ApiResponse) -> web.StreamResponse:
 class ApiServerApp:
     """Builds the aiohttp Application around a `Resources`."""
 
-    def __init__(self, resources: Resources, authenticator: Authenticator | None) -> None:
+    def __init__(
+        self, resources: Resources, authenticator: Authenticator | None, authorizer: Authorizer | None = None,
+    ) -> None:
         self.resources = resources
         self.authenticator = authenticator
+        self.authorizer = authorizer
 
     def authenticate(self, request: web.Request) -> User | None:
         if self.authenticator is None:
@@ -95,6 +109,11 @@ class ApiServerApp:
                 if user is None:
                     return await send(request, error_response(errors.unauthorized()))
                 request["user"] = user
+                if self.authorizer is not None:
+                    await self.authorizer.authorize(
+                        user, attributes(request.method, request.path, request.query), request.read,
+                        request.headers.get("Content-Type", ""),
+                    )
             return await handler(request)
         except errors.StatusError as e:
             return await send(request, error_response(e))
@@ -115,7 +134,8 @@ class ApiServerApp:
 
     async def resource(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
-        body = await request.read() if request.can_read_body else b""
+        # body_exists, not can_read_body: the authorizer may have read (and cached) it already
+        body = await request.read() if request.body_exists else b""
         api_req = to_api_request(request, body, request.get("user"))
         resp = await self.resources.handle(api_req)
         if resp.stream is None:
@@ -155,7 +175,8 @@ class ApiServerApp:
             raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
         return await send(request, json_response(doc))
 
-    def build(self) -> web.Application:
+    def build(self, streaming: Callable[[web.Application], None] | None = None) -> web.Application:
+        """`streaming` mounts handlers (pods/exec, attach, portforward) ahead of the generic REST routes."""
         app = web.Application(middlewares=[self.middleware], client_max_size=MAX_BODY)
         r = app.router
         r.add_get("/version", self.version)
@@ -168,6 +189,8 @@ class ApiServerApp:
         r.add_get("/apis/{group}/{version}", self.group_version)
         r.add_get("/metrics", self.metrics)
         openapi.add_routes(app)
+        if streaming is not None:
+            streaming(app)
         r.add_route("*", "/api/{tail:.+}", self.resource)
         r.add_route("*", "/apis/{tail:.+}", self.resource)
         return app

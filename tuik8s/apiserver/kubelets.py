@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 TOKEN_FILE = "kubelet-client-token"
 LOG_PARAMS = ("follow", "tailLines", "previous", "timestamps", "sinceSeconds", "sinceTime", "limitBytes")
 DEFAULT_PORT = 10250
+METRICS_URL_ANNOTATION = "tuik8s.io/resource-metrics-url"
 
 
 def ensure_token(data_dir: Path) -> str:
@@ -71,16 +72,46 @@ class KubeletClient:
         if self._session is not None:
             await self._session.close()
 
-    async def logs(self, pod: dict[str, Any], container: str, req: ApiRequest) -> ApiResponse:
+    async def resource_metrics(self, node: dict[str, Any]) -> str:
+        """The node kubelet's `/metrics/resource` (for the metrics scraper); raises on failure.
+
+        A hollow node has no kubelet server of its own: its process serves all its nodes'
+        synthetic figures on one endpoint and names it in the Node's `METRICS_URL_ANNOTATION`.
+        That endpoint is not sent this client's token: it is no kubelet, and anyone who
+        can write a Node annotation could name it.
+        """
+        annotations = (node.get("metadata") or {}).get("annotations") or {}
+        headers: dict[str, str] = {}
+        url = str(annotations.get(METRICS_URL_ANNOTATION) or "")
+        if not url:
+            address, port = _node_endpoint(node)
+            if not address:
+                raise ValueError("the node reports no address")
+            host = f"[{address}]" if ":" in address else address
+            url = f"https://{host}:{port}/metrics/resource"
+            headers["Authorization"] = f"Bearer {self.token}"
+        async with self.session().get(url, headers=headers) as resp:
+            body = await resp.text()
+            if resp.status != 200:
+                raise ValueError(f"{url} answered {resp.status}: {body.strip()[:200]}")
+            return body
+
+    def endpoint(self, pod: dict[str, Any], what: str) -> tuple[str, int]:
+        """(host, port) of the kubelet running `pod`; `what` names the errand in errors."""
         meta = pod["metadata"]
         node_name = (pod.get("spec") or {}).get("nodeName") or ""
         stored = self.store.get("nodes", "", node_name)
         if stored is None:
-            raise errors.bad_request(f'node "{node_name}" of pod "{meta["name"]}" is gone: its logs went with it')
+            raise errors.bad_request(f'node "{node_name}" of pod "{meta["name"]}" is gone: its {what} went with it')
         address, port = _node_endpoint(decode(stored))
         if not address:
-            raise errors.bad_request(f'node "{node_name}" reports no address: cannot reach its kubelet for logs')
-        host = f"[{address}]" if ":" in address else address
+            raise errors.bad_request(f'node "{node_name}" reports no address: cannot reach its kubelet for {what}')
+        return (f"[{address}]" if ":" in address else address), port
+
+    async def logs(self, pod: dict[str, Any], container: str, req: ApiRequest) -> ApiResponse:
+        meta = pod["metadata"]
+        node_name = (pod.get("spec") or {}).get("nodeName") or ""
+        host, port = self.endpoint(pod, "logs")
         url = f"https://{host}:{port}/containerLogs/{meta['namespace']}/{meta['name']}/{container}"
         query = {k: req.query[k] for k in LOG_PARAMS if k in req.query}
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import copy
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,10 +98,15 @@ class Resources:
         self.store = store
         self.strategy = strategy or Strategy()
         self.kubelet_logs: Callable[..., Any] | None = None
+        # path prefix -> handler, for the APIs not kept in the store (registry.EXTRA_RESOURCES)
+        self.delegates: dict[str, Callable[[ApiRequest], Awaitable[ApiResponse]]] = {}
 
     # ---- dispatch ---------------------------------------------------------------
 
     async def handle(self, req: ApiRequest) -> ApiResponse:
+        for prefix, delegate in self.delegates.items():
+            if req.path.startswith(prefix):
+                return await delegate(req)
         t = parse_path(req.path)
         if t.info.namespaced and not t.namespace and t.name and t.info.plural != "namespaces":
             # /api/v1/pods/NAME: a namespaced object needs its namespace

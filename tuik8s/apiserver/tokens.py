@@ -129,6 +129,25 @@ def add_token(directory: Path, user: str, groups: Iterable[str] = ()) -> str:
         return _add(entries, user, list(groups))
 
 
+def ensure_token(directory: Path, user: str, groups: Iterable[str] = ()) -> str:
+    """The token of `user` with exactly `groups`, made on first call (a node's identity
+    is written again at every start of the node: it must not pile up tokens)."""
+    if not user:
+        raise TokenFileError("a token needs a user name")
+    wanted = sorted(groups)
+    with _editing(directory) as entries:
+        for tok, info in entries.items():
+            if info.get("user") == user and sorted(info.get("groups", ())) == wanted:
+                return tok
+        return _add(entries, user, wanted)
+
+
+def list_tokens(directory: Path) -> list[tuple[str, User]]:
+    """Every (token, user) in the file, in file order."""
+    return [(tok, User(info["user"], tuple(info.get("groups", ()))))
+            for tok, info in _read(Path(directory) / TOKENS_FILE).items()]
+
+
 def revoke(directory: Path, token_or_user: str) -> int:
     """Remove one token, or every token of a user; returns how many were removed."""
     with _editing(directory) as entries:

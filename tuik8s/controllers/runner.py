@@ -42,11 +42,17 @@ class Timings:
     crash_loop_base: float = 0.005
     job_pod_failure_backoff: float = 10.0  # upstream's; doubles per failure up to 6 min
     requeue_cap: float = 60.0
+    hpa_sync_period: float = 5.0  # upstream --horizontal-pod-autoscaler-sync-period 15 s
+    hpa_downscale_stabilization: float = 30.0  # upstream 300 s
+    hpa_cpu_initialization: float = 300.0  # upstream's
+    hpa_initial_readiness_delay: float = 30.0  # upstream's
+    hpa_tolerance: float = 0.1  # upstream's
     extra: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def upstream(cls) -> Timings:
-        return cls(node_monitor_grace=40.0, default_toleration_seconds=300, node_monitor_period=5.0, requeue_cap=1000.0)
+        return cls(node_monitor_grace=40.0, default_toleration_seconds=300, node_monitor_period=5.0, requeue_cap=1000.0,
+                   hpa_sync_period=15.0, hpa_downscale_stabilization=300.0)
 
 
 @dataclass

@@ -56,6 +56,7 @@ from tuik8s.kubelet.pod_worker import (
     WorkerContext,
 )
 from tuik8s.kubelet.runtime import ContainerInfo, ContainerRuntime, ContainerRuntimeError
+from tuik8s.kubelet.streaming import StreamingServer, docker_host_of
 from tuik8s.kubelet.volumes import VolumeManager
 
 log = logging.getLogger(__name__)
@@ -218,11 +219,14 @@ class Kubelet:
             self._tasks.append(asyncio.create_task(self.node_agent.run(), name="node agent"))
             self._tasks.append(asyncio.create_task(self._send_events(), name="kubelet events"))
             if cfg.log_port:
+                streams = StreamingServer(
+                    self.pods.get, token_file=cfg.log_token_file, docker_host=docker_host_of(self.runtime)
+                )
                 self.log_server = LogServer(
                     self.find_log_container, self.runtime, host=cfg.log_address, port=cfg.log_port,
                     token_file=cfg.log_token_file, tls=cfg.log_tls, cert_dir=cfg.root_dir / "pki",
                     cert_file=cfg.tls_cert_file, key_file=cfg.tls_key_file,
-                    node_name=cfg.node_name, node_ip=cfg.node_ip,
+                    node_name=cfg.node_name, node_ip=cfg.node_ip, routes=streams.add_routes,
                 )
                 await self.log_server.start()
             await self.pods.wait_synced()

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tuik8s.kubelet import stats
 from tuik8s.kubelet.runtime import ContainerRuntime, ContainerRuntimeError
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,9 @@ class LogServer:
         key_file: Path | None = None,
         node_name: str = "localhost",
         node_ip: str = "127.0.0.1",
+        routes: Callable[[web.Application], None] | None = None,
     ) -> None:
+        self.routes = routes  # more endpoints on this server (streaming: exec, port-forward)
         self.find = find
         self.runtime = runtime
         self.host = host
@@ -224,6 +227,9 @@ class LogServer:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
+        stats.add_routes(app, self.runtime, self.tokens.accepts)  # /metrics/resource
+        if self.routes is not None:
+            self.routes(app)
         return app
 
     def _ssl(self) -> ssl.SSLContext | None:

@@ -11,8 +11,8 @@ so a code change reaches every node on its next kubelet restart without a rebuil
 are `docker build`s on it with `--network none`.
 
 **Nodes.** One user-defined, *internal* docker network per cluster (`tuik8s-<cluster>`,
-172.30.K.0/24: the host is its gateway .1, where the API server listens; a future cluster
-DNS gets .2; node N is .10+N). Internal means docker gives the nodes no default route and
+172.30.K.0/24: the host is its gateway .1, where the API server and the cluster DNS
+listen; node N is .10+N). Internal means docker gives the nodes no default route and
 drops anything leaving the subnet, so nothing in the lab reaches beyond the host. Node N runs
 its own dockerd on the pod CIDR 10.(244+K).N.0/24; pods on different nodes reach each other
 through routes on every node and on the host (kindnet-style), and one host rule lets that
@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tuik8s.dns import DNS_SERVICE_IP
 from tuik8s.nodes.provider import LabStatus, LoadResult, NodeMachine, ProviderError
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,10 @@ class LabNetwork:
 
     @property
     def dns(self) -> str:
-        """Where the cluster DNS will answer; until then nothing does, and nothing leaks."""
-        return f"172.30.{self.index}.2"
+        """Where the cluster DNS answers (`tuik8s up` runs it on the gateway): the resolver of
+        the nodes and of Default-policy pods. It refuses what is not the cluster's, so
+        nothing leaks; without it nothing answers here, and nothing leaks either."""
+        return self.gateway
 
     @property
     def cluster_cidr(self) -> str:
@@ -941,7 +944,7 @@ class DockerNodeProvider:
         undo.add("the routes file", functools.partial(asyncio.to_thread, self._write_routes, net, sorted(existing)))
         for name in all_nodes:
             # every time: a restarted server may have a new CA or token; kubelets read them at start
-            self._write_credentials(net, name)
+            await self._write_credentials(net, name)
         for name in all_nodes:
             num = node_number(name)
             if num is not None and await _host_route(net.pod_cidr(num), net.node_ip(num), net):
@@ -991,8 +994,24 @@ class DockerNodeProvider:
                 lines.append(f"{net.pod_cidr(num)} {net.node_ip(num)} {name}")
         _write_atomic(shared / "routes", "\n".join(lines) + "\n", 0o644)
 
-    def _write_credentials(self, net: LabNetwork, name: str) -> None:
-        """The kubelet's credentials: the admin token for now (per-node tokens later), the CA."""
+    async def _node_token(self, name: str) -> str:
+        """The node's own token (user `system:node:NAME`, group `system:nodes`), so the API
+        server lets its kubelet touch only its own Node, Lease and pods. Minted by the
+        `tuik8s token` command in the control plane's data dir (nodes never import the API
+        server); the admin token only when that data dir holds no token file."""
+        assert self.api is not None
+        if not (self.data_dir / "tokens.json").exists():
+            log.warning("no tokens.json in %s: node %s gets the admin token", self.data_dir, name)
+            return self.api.token
+        out = await run(
+            sys.executable, "-m", "tuik8s.cli", "token", "create", "--data-dir", self.data_dir,
+            "--user", f"system:node:{name}", "--group", "system:nodes", "--reuse",
+            within=60, what=f"minting the token of node {name}",
+        )
+        return out.strip()
+
+    async def _write_credentials(self, net: LabNetwork, name: str) -> None:
+        """The kubelet's credentials: the node's own token, the CA."""
         import yaml
 
         from tuik8s.client.kubeconfig import build_kubeconfig
@@ -1001,13 +1020,14 @@ class DockerNodeProvider:
         d = self.lab_dir / "nodes" / name
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
         server = f"https://{net.gateway}:{self.api.port}"
-        _write_atomic(d / "token", self.api.token + "\n", 0o600)
+        token = await self._node_token(name)
+        _write_atomic(d / "token", token + "\n", 0o600)
         _write_atomic(d / "ca.crt", self.api.ca_pem.decode(), 0o644)
         # the API server's credential for the node's log endpoint (kubectl logs)
         log_token = self.data_dir / "kubelet-client-token"
         if log_token.exists():
             _write_atomic(d / "log-token", log_token.read_text(), 0o600)
-        kubeconfig = build_kubeconfig(f"tuik8s-{self.cluster}", server, self.api.ca_pem, self.api.token)
+        kubeconfig = build_kubeconfig(f"tuik8s-{self.cluster}", server, self.api.ca_pem, token)
         _write_atomic(d / "kubeconfig", yaml.safe_dump(kubeconfig, sort_keys=False), 0o600)
 
     async def _create_node(self, net: LabNetwork, name: str, undo: _Undo) -> None:
@@ -1032,6 +1052,7 @@ class DockerNodeProvider:
             "TUIK8S_NODE_IP": net.node_ip(num),
             "TUIK8S_API_SERVER": f"https://{net.gateway}:{self.api.port}",
             "TUIK8S_DNS": net.dns,
+            "TUIK8S_CLUSTER_DNS": DNS_SERVICE_IP,
             "TUIK8S_CLUSTER": self.cluster,
         }
         if os.environ.get("TUIK8S_KUBELET_COMMAND"):

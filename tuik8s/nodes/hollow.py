@@ -64,6 +64,7 @@ from tuik8s.kubelet.node import (
     NodeAgent,
     NodeConfig,
 )
+from tuik8s.kubelet.stats import METRICS_URL_ANNOTATION
 from tuik8s.kubelet.status import (
     RUNNING_STATE,
     TERMINATED,
@@ -78,6 +79,7 @@ from tuik8s.kubelet.status import (
     rfc3339,
     status_changed,
 )
+from tuik8s.nodes.hollow_metrics import HollowMetricsServer
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +392,11 @@ class HollowConfig:
     max_in_flight: int = 128
     write_qps: float = 0.0  # 0: only the in-flight bound paces pod writes
     workers: int = 128  # each waits for its write: as many as may be in flight
+    # synthetic resource usage, served for the metrics scraper (hollow_metrics.py)
+    metrics: bool = True
+    metrics_address: str = "127.0.0.1"
+    pod_cpu_usage: str = "5m"  # per container, unless the pod's tuik8s.io/hollow-cpu says otherwise
+    pod_memory_usage: str = "16Mi"  # per container (tuik8s.io/hollow-memory)
 
     def names(self) -> list[str]:
         return [f"{self.name_prefix}{i}" for i in range(self.nodes)]
@@ -528,6 +535,12 @@ class HollowCluster:
         self._event_task: asyncio.Task[None] | None = None
         self.events_dropped = 0
         self.pod_writes = 0
+        self.metrics: HollowMetricsServer | None = None
+        if self.config.metrics:
+            self.metrics = HollowMetricsServer(
+                self._running_pods, lambda name: name in self.nodes, host=self.config.metrics_address,
+                cpu=self.config.pod_cpu_usage, memory=self.config.pod_memory_usage,
+            )
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -537,6 +550,8 @@ class HollowCluster:
         self.pod_informer.add_handler(self._pod_changed, lambda old, new: self._pod_changed(new), self._pod_deleted)
         self.node_informer.start()
         await self.node_informer.wait_synced()
+        if self.metrics is not None:
+            await self.metrics.start()
         for cfg in self._plan_nodes():
             self.nodes[cfg.name] = HollowNode(self, cfg)
         self.pod_informer.start()
@@ -549,6 +564,7 @@ class HollowCluster:
         await self.wait_registered()
         for node in self.nodes.values():
             self._requeue_node(node.name)
+        await self._publish_metrics_urls()
 
     async def wait_registered(self) -> None:
         """Until every running node has registered and renewed its Lease once."""
@@ -571,6 +587,8 @@ class HollowCluster:
             self._event_task = None
         await self.pod_informer.stop()
         await self.node_informer.stop()
+        if self.metrics is not None:
+            await self.metrics.stop()
         if delete_nodes:
             await asyncio.gather(*(self._delete_node(name) for name in self.nodes))
 
@@ -631,8 +649,42 @@ class HollowCluster:
                 labels={HOLLOW_LABEL: "true", **cfg.labels}, container_runtime_version=RUNTIME_VERSION,
                 os_image="tuik8s hollow node", lease_duration=cfg.lease_duration,
                 status_report_frequency=cfg.status_report_frequency,
+                annotations={METRICS_URL_ANNOTATION: self.metrics.url_for(name)} if self.metrics else {},
             ))
         return plans
+
+    # ---- synthetic usage ------------------------------------------------------------
+
+    def _running_pods(self, name: str) -> list[tuple[Obj, float]]:
+        """The pods whose containers run on hollow node `name`, with their start time."""
+        node = self.nodes.get(name)
+        if node is None or not node.running:
+            return []
+        now = time.time()
+        out = []
+        for pod in self.pod_informer.by_index("node", name):
+            sb = node.sandboxes.get(_uid(pod))
+            if sb is not None and sb.killed_at is None and sb.start_at <= now:
+                out.append((pod, sb.start_at))
+        return out
+
+    async def _publish_metrics_urls(self) -> None:
+        """Nodes registered by an earlier run name its endpoint: point them at ours."""
+        metrics = self.metrics
+        if metrics is None:
+            return
+
+        async def publish(name: str) -> None:
+            node = self.node_informer.get(name) or {}
+            url = metrics.url_for(name)
+            if ((node.get("metadata") or {}).get("annotations") or {}).get(METRICS_URL_ANNOTATION) == url:
+                return
+            try:
+                await self.client.patch("nodes", name, {"metadata": {"annotations": {METRICS_URL_ANNOTATION: url}}})
+            except ClientError as e:
+                log.warning("node %s: could not publish its metrics endpoint: %s", name, e)
+
+        await asyncio.gather(*(publish(name) for name in self.nodes))  # the transport bounds them
 
     # ---- informer handlers: enqueue only ----------------------------------------------
 
@@ -861,6 +913,13 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError("--lease-duration must be at least 1 second")
     if args.pods < 1:
         raise ValueError("--pods must be at least 1")
+    for flag, value, parse in (("--pod-cpu-usage", args.pod_cpu_usage, cpu_millis),
+                               ("--pod-memory-usage", args.pod_memory_usage, to_bytes)):
+        try:
+            if parse(value) < 0:
+                raise ValueError("must not be negative")
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{flag} {value}: {e}") from None
     for flag, value, parse in (("--cpu", args.cpu, cpu_millis), ("--memory", args.memory, to_bytes)):
         try:
             if parse(value) <= 0:
@@ -883,6 +942,8 @@ async def run_hollow(args: argparse.Namespace, *, ready: Any = None) -> int:
         lease_duration=args.lease_duration, start_delay=args.start_delay, events=not args.no_events,
         max_in_flight=args.max_in_flight, write_qps=args.qps, status_report_frequency=args.status_report_frequency,
         cluster_cidr=args.cluster_cidr,
+        metrics=not args.no_metrics, metrics_address=args.metrics_address,
+        pod_cpu_usage=args.pod_cpu_usage, pod_memory_usage=args.pod_memory_usage,
     )
     client = client_for(args.kubeconfig, args.context, config)
     cluster = HollowCluster(client, config)
@@ -945,6 +1006,14 @@ def add_hollow_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--qps", type=float, default=0.0, help="pod writes per second, 0 for no limit (default: %(default)s)")
     p.add_argument("--no-events", action="store_true", help="record no Events (for large runs)")
     p.add_argument("--delete-on-exit", action="store_true", help="delete the Nodes when stopped")
+    p.add_argument("--pod-cpu-usage", default=HollowConfig.pod_cpu_usage, metavar="CPU",
+                   help="CPU each container uses, for metrics (default: %(default)s; a pod's "
+                        "tuik8s.io/hollow-cpu annotation overrides it)")
+    p.add_argument("--pod-memory-usage", default=HollowConfig.pod_memory_usage, metavar="MEMORY",
+                   help="memory each container uses (default: %(default)s; tuik8s.io/hollow-memory overrides it)")
+    p.add_argument("--metrics-address", default=HollowConfig.metrics_address,
+                   help="where the nodes' resource metrics are served for the API server (default: %(default)s)")
+    p.add_argument("--no-metrics", action="store_true", help="serve no resource metrics")
     p.set_defaults(func=cmd_hollow)
     return p
 

@@ -5,6 +5,11 @@
     tuik8s lab status | down                     what runs; remove all of it
     tuik8s lab load IMAGE ...                    put a local image on every node
     tuik8s lab node stop|start|kill NAME         failure drills
+    tuik8s lab join-config [--format env]        what a node needs to join (address, CA, token)
+
+`--provider vagrant [--vagrant-provider docker|libvirt|virtualbox]` makes the nodes with the
+checkout's Vagrantfile instead (tuik8s/nodes/vagrant.py, lab/VAGRANT.md); a lab remembers
+which provider made it, so later commands need no --provider.
 
 The control plane runs on the host (`tuik8s server`); `lab up` reads the cluster's
 kubeconfig in its data dir for the port, token and CA, and gives them to the nodes, which
@@ -189,6 +194,36 @@ def _provider(args: argparse.Namespace, endpoint: ApiEndpoint | None = None) -> 
     return DockerNodeProvider(args.cluster, _data_dir(args), api=endpoint, say=_say)
 
 
+def _vagrant(args: argparse.Namespace) -> bool:
+    """`--provider vagrant` (or only `--vagrant-provider`), or no --provider and the
+    cluster's lab was made by Vagrant."""
+    from tuik8s.nodes.vagrant import has_vagrant_lab
+
+    chosen = getattr(args, "provider", None)
+    if chosen is None and getattr(args, "vagrant_provider", None):
+        return True
+    return chosen == "vagrant" or (chosen is None and has_vagrant_lab(_data_dir(args)))
+
+
+def lab_provider(cluster: str, data_dir: Path, say: Any = None) -> Any:
+    """The provider of the cluster's lab as it was made (Docker or Vagrant), for the TUI's
+    node keys and anyone else who acts on a lab without knowing how it was made."""
+    from tuik8s.nodes.vagrant import VagrantNodeProvider, has_vagrant_lab
+
+    if has_vagrant_lab(data_dir):
+        return VagrantNodeProvider(cluster, data_dir, say=say)
+    return DockerNodeProvider(cluster, data_dir, say=say or (lambda _line: None))
+
+
+def _any_provider(args: argparse.Namespace) -> Any:
+    if _vagrant(args):
+        from tuik8s.nodes.vagrant import VagrantNodeProvider
+
+        return VagrantNodeProvider(args.cluster, _data_dir(args), vagrant_provider=getattr(args, "vagrant_provider", None),
+                                   say=_say)
+    return _provider(args)
+
+
 def _data_dir(args: argparse.Namespace) -> Path:
     return Path(args.data_dir) if getattr(args, "data_dir", None) else default_data_dir(args.cluster)
 
@@ -212,6 +247,14 @@ async def lab_build(args: argparse.Namespace) -> int:
 
 
 async def lab_up(args: argparse.Namespace) -> int:
+    if _vagrant(args):
+        from tuik8s.nodes.vagrant import lab_up_vagrant
+
+        return await lab_up_vagrant(args)
+    from tuik8s.nodes.vagrant import has_vagrant_lab
+
+    if has_vagrant_lab(_data_dir(args)):
+        raise LabError(f"cluster {args.cluster} has a Vagrant lab: `tuik8s lab down --cluster {args.cluster}` first")
     if args.nodes < 1:
         raise LabError("--nodes must be at least 1")
     started = time.monotonic()
@@ -257,6 +300,10 @@ async def wait_ready(
 
 
 async def lab_down(args: argparse.Namespace) -> int:
+    if _vagrant(args):
+        from tuik8s.nodes.vagrant import lab_down_vagrant
+
+        return await lab_down_vagrant(args)
     await check_engine()
     provider = _provider(args)
     machines = await provider.nodes()
@@ -280,9 +327,10 @@ async def lab_down(args: argparse.Namespace) -> int:
 
 
 async def lab_status(args: argparse.Namespace) -> int:
-    await check_engine()
+    if not _vagrant(args):
+        await check_engine()
     plane = ControlPlane(args.cluster, _data_dir(args))
-    provider = _provider(args)
+    provider = _any_provider(args)
     conditions: dict[str, str] | None = None
     try:
         server, endpoint = plane.endpoint(None)
@@ -315,7 +363,7 @@ def format_status(st: LabStatus, conditions: dict[str, str] | None) -> str:
 
 async def lab_load(args: argparse.Namespace) -> int:
     await check_engine()
-    provider = _provider(args)
+    provider = _any_provider(args)
     results = await provider.load_images(args.images, args.node or None)
     for r in results:
         parts = []
@@ -328,8 +376,9 @@ async def lab_load(args: argparse.Namespace) -> int:
 
 
 async def lab_node(args: argparse.Namespace) -> int:
-    await check_engine()
-    provider = _provider(args)
+    if not _vagrant(args):
+        await check_engine()
+    provider = _any_provider(args)
     action = {"stop": provider.stop, "start": provider.start, "kill": provider.kill}[args.action]
     await action(args.name)
     done = {"stop": "stopped", "start": "started", "kill": "killed"}[args.action]
@@ -345,6 +394,12 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--cluster", default=DEFAULT_CLUSTER, help="cluster name (default: %(default)s)")
     common.add_argument("--data-dir", help="the cluster's data dir (default: ~/.local/share/tuik8s/CLUSTER)")
+    from tuik8s.nodes.vagrant import VAGRANT_PROVIDERS
+
+    common.add_argument("--provider", choices=("docker", "vagrant"),
+                        help="what makes the nodes (default: docker, or the provider that made the lab)")
+    common.add_argument("--vagrant-provider", choices=VAGRANT_PROVIDERS,
+                        help="Vagrant's provider with --provider vagrant (default: docker; lab/VAGRANT.md)")
 
     lab = subparsers.add_parser("lab", help="the Docker-in-Docker lab: images, nodes, routes",
                                 description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -373,11 +428,24 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--node", action="append", metavar="NAME", help="only this node (repeatable)")
     p.set_defaults(func=_sync(lab_load))
 
+    p = sub.add_parser("join-config", parents=[common],
+                       help="what a node needs to join: API server, CA, its token, pod CIDR, DNS (JSON or env lines)")
+    p.add_argument("--nodes", type=int, help="for nodes 1..N (default: the Vagrant lab's count, else 3)")
+    p.add_argument("--format", choices=("json", "env"), default="json", help="(default: %(default)s)")
+    p.add_argument("--node", metavar="NAME", help="with --format env: this node's lines")
+    p.set_defaults(func=_sync(_join_config))
+
     p = sub.add_parser("node", parents=[common], help="stop, start or kill one node")
     p.add_argument("action", choices=("stop", "start", "kill"))
     p.add_argument("name", metavar="NAME", help="node1, node2, ... (or the container name)")
     p.set_defaults(func=_sync(lab_node))
     return lab
+
+
+async def _join_config(args: argparse.Namespace) -> int:
+    from tuik8s.nodes.vagrant import lab_join_config
+
+    return await lab_join_config(args)
 
 
 def _sync(coro_fn: Any) -> Any:

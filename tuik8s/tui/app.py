@@ -21,6 +21,7 @@ from tuik8s.tui import gcpolicy
 from tuik8s.tui.actions import NodeActions, NoLabNodes
 from tuik8s.tui.cluster import Session
 from tuik8s.tui.messages import Status, SwitchContext
+from tuik8s.tui.portforward import PortForwards
 from tuik8s.tui.screens.browser import BrowserScreen
 from tuik8s.tui.widgets.status_bar import StatusBar
 
@@ -52,6 +53,7 @@ class TuiApp(App[int]):
         self.node_actions: NodeActions = node_actions or NoLabNodes()
         self.pending_scale: dict[tuple[str, str], int] = {}
         self.kept_edits: dict[tuple[str, str], Any] = {}
+        self.port_forwards = PortForwards()  # `F`; listed by `:pf`; stopped when the UI exits
         self.startup_error: str | None = None
         self.session: Session | None = session
         if session is None:
@@ -80,6 +82,7 @@ class TuiApp(App[int]):
         await super().on_event(event)
 
     async def on_unmount(self) -> None:
+        await self.port_forwards.stop_all()
         if self.session is not None:
             await self.session.close()
 

@@ -28,6 +28,7 @@ from tuik8s.client.errors import ClientError
 from tuik8s.client.informer import Informer, object_key
 from tuik8s.tui import gcpolicy
 from tuik8s.tui.model import RowModel
+from tuik8s.tui.usage import UsagePoller, cells_for, with_usage
 from tuik8s.tui.views import ViewSpec
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,10 @@ class Feed:
         self._preview_keys: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.on_synced: Callable[[], None] | None = None
+        # usage columns (tui/usage.py): None until the cluster's metrics API answers
+        self._usage: dict[str, tuple[int, int]] | None = None
+        self._usage_spec = with_usage(spec)
+        self._poller: UsagePoller | None = None
 
     @property
     def informer(self) -> Informer | None:
@@ -186,13 +191,20 @@ class Feed:
         self._shared = shared
         informer = shared.informer
         shared.subscribers.append(self)
+        if self._usage_spec is not None:
+            self._poller = UsagePoller(self.session.client, self.spec.resource, self.namespace, self._on_usage)
         if informer.has_synced:
             self.model.replace_all({object_key(o): self._safe_row(o) for o in informer.list()})
             informer.start()
+            if self._poller is not None:
+                self._poller.start()
         else:
             self._tasks.append(asyncio.ensure_future(self._load()))
 
     def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
@@ -211,16 +223,47 @@ class Feed:
 
     def _safe_row(self, obj: Obj) -> tuple[str, ...]:
         try:
-            return self._row(obj)
+            row = self._row(obj)
+            if self._usage is not None and self._usage_spec is not None:
+                row += cells_for(self.spec)(obj, self._usage.get(object_key(obj)))
+            return row
         except Exception:  # noqa: BLE001 - a malformed object still gets a row
             log.exception("cannot print %s", object_key(obj))
             meta = obj.get("metadata") or {}
-            cells = ["<error>"] * len(self.spec.columns)
+            cells = ["<error>"] * len(self.model.spec.columns)
             name_at = 1 if self.spec.namespaced else 0
             if self.spec.namespaced:
                 cells[0] = str(meta.get("namespace") or "")
             cells[name_at] = str(meta.get("name") or "")
             return tuple(cells)
+
+    def _on_usage(self, usage: dict[str, tuple[int, int]]) -> None:
+        """New figures: the first switch the view to its usage columns; later ones
+        rewrite only the usage cells of rows whose figures changed."""
+        spec, informer, model = self._usage_spec, self.informer, self.model
+        if spec is None or informer is None:
+            return
+        cells = cells_for(self.spec)
+        if self._usage is None:
+            self._usage = usage
+            model.spec = spec
+            model.widths = [len(c.name) for c in spec.columns]
+            extra = len(spec.columns) - len(self.spec.columns)
+            rows = {}
+            for key, row in model.rows.items():
+                obj = informer.get(key)
+                rows[key] = self._safe_row(obj) if obj is not None else row + ("n/a",) * extra
+            model.replace_all(rows)
+            return
+        self._usage = usage
+        width = len(spec.columns) - len(self.spec.columns)
+        for key, row in list(model.rows.items()):
+            obj = informer.get(key)
+            if obj is None:
+                continue
+            new = row[:-width] + cells(obj, usage.get(key))
+            if new != row:
+                model.upsert(key, new)
 
     def on_upsert(self, obj: Obj) -> None:
         self.model.upsert(object_key(obj), self._safe_row(obj))
@@ -275,5 +318,7 @@ class Feed:
         for key in stale:
             self.model.remove(key)
         self._preview_keys.clear()
+        if self._poller is not None:  # after the first list: it must not delay the rows
+            self._poller.start()
         if self.on_synced is not None:
             self.on_synced()

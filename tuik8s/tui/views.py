@@ -479,6 +479,53 @@ def event_style(row: Row) -> str:
     return "warn" if row[2] == "Warning" else ""
 
 
+# ---- autoscaling -----------------------------------------------------------------------------
+
+
+def _hpa_metric(spec: Obj, status: Obj | None) -> str:
+    """One metric as kubectl prints it in TARGETS: `cpu: 30%/50%`, `memory: 20Mi/100Mi`."""
+    kind = spec.get("type") or ""
+    field = {"Resource": "resource", "ContainerResource": "containerResource", "Pods": "pods",
+             "Object": "object", "External": "external"}.get(kind)
+    if field is None:
+        return "<unknown type>"
+    source = spec.get(field) or _E
+    target = source.get("target") or _E
+    current_src = (status or _E).get(field)
+    current = (current_src or _E).get("current") or _E
+    prefix = f"{source.get('name')}: " if field in ("resource", "containerResource") else ""
+    if target.get("averageUtilization") is not None or (field in ("resource", "containerResource")
+                                                        and target.get("averageValue") is None):
+        now = f"{current['averageUtilization']}%" if current.get("averageUtilization") is not None else "<unknown>"
+        want = target.get("averageUtilization")
+        return f"{prefix}{now}/{'<auto>' if want is None else f'{want}%'}"
+    if target.get("averageValue") is not None:
+        now = str(current.get("averageValue")) if current_src is not None and current.get("averageValue") is not None else "<unknown>"
+        avg = " (avg)" if field in ("object", "external") else ""
+        return f"{prefix}{now}/{target['averageValue']}{avg}"
+    now = str(current.get("value")) if current_src is not None and current.get("value") is not None else "<unknown>"
+    return f"{prefix}{now}/{target.get('value')}"
+
+
+def hpa_row(obj: Obj) -> Row:
+    ns, name = _ns_name(obj)
+    spec, status = obj.get("spec") or _E, obj.get("status") or _E
+    ref = spec.get("scaleTargetRef") or _E
+    metrics, current = spec.get("metrics") or (), status.get("currentMetrics") or ()
+    shown = [_hpa_metric(m, current[i] if i < len(current) else None) for i, m in enumerate(metrics[:2])]
+    targets = ", ".join(shown) + (f" + {len(metrics) - 2} more..." if len(metrics) > 2 else "") if shown else "<none>"
+    minimum = spec.get("minReplicas")
+    return (
+        ns, name, f"{ref.get('kind') or ''}/{ref.get('name') or ''}", targets,
+        "<unset>" if minimum is None else str(minimum), _int(spec.get("maxReplicas")),
+        _int(status.get("currentReplicas")), _created(obj),
+    )
+
+
+def hpa_style(row: Row) -> str:
+    return "warn" if "<unknown>" in row[3] else ""
+
+
 # ---- the views -------------------------------------------------------------------------------
 
 NS = Column("NAMESPACE", "")
@@ -521,6 +568,13 @@ VIEWS: tuple[ViewSpec, ...] = (
         (NS, NAME, _c("STATUS", "S"), _c("COMPLETIONS", "C"), _c("DURATION"), AGE, _c("CONTAINERS"),
          _c("IMAGES", "I", max_width=60)),
         job_row, status=job_style,
+    ),
+    ViewSpec(
+        "hpa", "horizontalpodautoscalers.autoscaling", "HorizontalPodAutoscalers",
+        ("hpa", "hpas", "horizontalpodautoscaler", "horizontalpodautoscalers"),
+        (NS, NAME, _c("REFERENCE", "E"), _c("TARGETS", "G", max_width=60), _c("MINPODS", numeric=True),
+         _c("MAXPODS", numeric=True), _c("REPLICAS", "R", numeric=True), AGE),
+        hpa_row, status=hpa_style,
     ),
     ViewSpec(
         "services", "services", "Services", ("svc", "service", "services"),

@@ -369,6 +369,13 @@ def test_hpa_defaults() -> None:
     assert "behavior" not in spec
 
 
+def test_hpa_status_always_has_desired_replicas() -> None:
+    assert defaulted("horizontalpodautoscalers.autoscaling", hpa())["status"] == {"desiredReplicas": 0}
+    obj = hpa()
+    obj["status"] = {"currentReplicas": 2, "desiredReplicas": 3}
+    assert defaulted("horizontalpodautoscalers.autoscaling", obj)["status"] == {"currentReplicas": 2, "desiredReplicas": 3}
+
+
 def test_hpa_behavior_defaults() -> None:
     spec = defaulted("horizontalpodautoscalers.autoscaling", hpa(behavior={"scaleDown": {"stabilizationWindowSeconds": 60}}))["spec"]
     assert spec["behavior"] == {

@@ -1,4 +1,4 @@
-"""`DockerRuntime`: pods on a Docker engine, through python-on-whales.
+"""`DockerRuntime`: pods on a Docker engine, through its API and python-on-whales.
 
 A pod is laid out as dockershim laid it out:
 
@@ -14,28 +14,30 @@ Names are deterministic, so a repeated create of the same attempt is refused by 
 engine instead of giving two containers. Everything is labelled (see `runtime`) so the
 kubelet can rebuild its view from `docker ps` alone.
 
-python-on-whales runs the docker CLI and blocks, so every call goes through
-`asyncio.to_thread`. Two things are done with the CLI more directly: inspecting many
-containers in one `docker container inspect` call (python-on-whales would run one CLI
-per container), and streaming logs, which runs the CLI as an asyncio subprocess so a
-client that goes away can end a `--follow` at once instead of leaving a thread behind.
+What a pod start needs (list, inspect, image check, create, start), stop, kill, remove
+and exec (probes run it every period) go to the engine's API on its socket
+(`runtime.engine`): a docker CLI process per call cost more CPU than the engine's own
+work, and a pod start waited for ten of them in a row. The create bodies are what the
+CLI sends for the same flags (`sandbox_create_body`, `container_create_body`), so
+containers look as they did. Listing re-inspects only the containers whose state changed since the last look (the
+engine's list lacks start and exit details), as upstream's PLEG compares states.
+
+Pulls (the CLI brings the user's registry credentials) stay with the docker CLI through
+python-on-whales, in `asyncio.to_thread`, and logs run the CLI as an asyncio subprocess
+so a client that goes away can end a `--follow` at once: neither is on a hot path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from python_on_whales import DockerClient
-from python_on_whales.client_config import ClientNotFoundError
 from python_on_whales.exceptions import DockerException
-from python_on_whales.exceptions import NoSuchContainer as WhalesNoSuchContainer
-from python_on_whales.utils import run as run_docker
 
 from tuik8s.kubelet.runtime import (
     APP,
@@ -61,6 +63,7 @@ from tuik8s.kubelet.runtime import (
     NoSuchContainer,
     SandboxConfig,
 )
+from tuik8s.kubelet.runtime.engine import EngineClient, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -168,16 +171,94 @@ def _message(e: DockerException) -> str:
     return " ".join(text.split())
 
 
-def _is_missing(e: DockerException) -> bool:
-    text = (e.stderr or "").lower()
-    return isinstance(e, WhalesNoSuchContainer) or "no such container" in text or "no such object" in text
+def log_config() -> dict[str, Any]:
+    """`--log-opt` for every container: the engine's default driver, bounded files."""
+    return {"Type": "", "Config": dict(opt.split("=", 1) for opt in LOG_OPTIONS)}
+
+
+def sandbox_create_body(
+    image: str, command: Sequence[str], labels: Mapping[str, str], config: SandboxConfig, network: str
+) -> dict[str, Any]:
+    """The engine's create body for a pod sandbox, as `docker run -d --ipc shareable
+    --network NET --hostname H --dns ...` sends it."""
+    host: dict[str, Any] = {"IpcMode": "shareable", "LogConfig": log_config()}
+    body: dict[str, Any] = {"Image": image, "Cmd": list(command), "Labels": dict(labels), "HostConfig": host}
+    if config.host_network:
+        host["NetworkMode"] = "host"
+        return body
+    host["NetworkMode"] = network
+    body["Hostname"] = config.hostname[:63]
+    if config.dns_servers:
+        host["Dns"] = list(config.dns_servers)
+    if config.dns_searches:
+        host["DnsSearch"] = list(config.dns_searches)
+    if config.dns_options:
+        host["DnsOptions"] = list(config.dns_options)
+    return body
+
+
+def container_create_body(sandbox_id: str, labels: Mapping[str, str], config: ContainerConfig) -> dict[str, Any]:
+    """The engine's create body for a container joining `sandbox_id`'s network and IPC
+    namespaces, as `docker create --network container:ID --ipc container:ID ...` sends it."""
+    entrypoint, cmd = docker_command(config.command, config.args)
+    envs: dict[str, str] = {}
+    for key, value in config.env:
+        envs.pop(key, None)
+        envs[key] = value
+    host: dict[str, Any] = {
+        "NetworkMode": f"container:{sandbox_id}",
+        "IpcMode": f"container:{sandbox_id}",
+        "LogConfig": log_config(),
+        "Privileged": config.privileged,
+        "Mounts": [
+            {"Type": "bind", "Source": m.host_path, "Target": m.container_path, "ReadOnly": m.read_only}
+            for m in config.mounts
+        ],
+    }
+    if config.memory_limit:
+        host["Memory"] = config.memory_limit
+        host["MemorySwap"] = config.memory_limit  # no swap beyond the limit, as upstream
+    if config.cpu_limit:
+        host["NanoCpus"] = int(round(config.cpu_limit * 1e9))
+    if config.cpu_shares:
+        host["CpuShares"] = config.cpu_shares
+    body: dict[str, Any] = {
+        "Image": config.image,
+        "Labels": dict(labels),
+        "Env": [f"{k}={v}" for k, v in envs.items()],
+        "Tty": config.tty,
+        "OpenStdin": config.stdin,
+        "AttachStdin": config.stdin,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "HostConfig": host,
+    }
+    if cmd:
+        body["Cmd"] = cmd
+    if entrypoint is not None:
+        body["Entrypoint"] = [entrypoint]
+    if config.working_dir:
+        body["WorkingDir"] = config.working_dir
+    if config.user:
+        body["User"] = config.user
+    return body
+
+
+def _daemon(e: EngineError) -> str:
+    """An engine error in the words the docker CLI prints for it."""
+    return f"Error response from daemon: {e.message}" if e.status else e.message
+
+
+def _not_running(e: EngineError) -> bool:
+    return e.status == 409 and "is not running" in e.message
 
 
 # --- the runtime ---------------------------------------------------------------------------
 
 
 class DockerRuntime:
-    """`ContainerRuntime` on the Docker engine at `host` (default: the CLI's default).
+    """`ContainerRuntime` on the Docker engine at `host` (default: `DOCKER_HOST`, else
+    the default socket).
 
     `scope` holds the labels every container of this kubelet carries (`LABEL_NODE`,
     `LABEL_CLUSTER`); listing filters by them, so other kubelets' containers on the same
@@ -194,10 +275,13 @@ class DockerRuntime:
         network: str = "bridge",
     ) -> None:
         self.docker = DockerClient(host=host) if host else DockerClient()
+        self.engine = EngineClient(host)
         self.scope = dict(scope or {})
         self.infra_image = infra_image
         self.infra_command = list(infra_command)
         self.network = network
+        # container id -> (the engine's list state when inspected, the inspect answer)
+        self._inspected: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def _cmd(self) -> list[str]:
         return [str(part) for part in self.docker.client_config.docker_cmd]
@@ -205,59 +289,60 @@ class DockerRuntime:
     # ---- reads ------------------------------------------------------------------
 
     async def version(self) -> str:
-        def call() -> str:
-            return str(self.docker.version().server.version or "unknown")  # type: ignore[union-attr]
-
         try:
-            return f"docker://{await asyncio.to_thread(call)}"
-        except DockerException as e:
-            raise ContainerRuntimeError(f"the Docker engine does not answer: {_message(e)}") from None
-        except ClientNotFoundError:
-            raise ContainerRuntimeError("the docker CLI is not installed (python-on-whales runs it)") from None
+            answer = await self.engine.version()
+        except EngineError as e:
+            raise ContainerRuntimeError(f"the Docker engine does not answer: {e.message}") from None
+        return f"docker://{answer.get('Version') or 'unknown'}"
 
     async def list_containers(self, pod_uid: str | None = None) -> list[ContainerInfo]:
-        filters: list[Any] = [("label", f"{k}={v}") for k, v in self.scope.items()]
-        filters.append(("label", f"{LABEL_POD_UID}={pod_uid}") if pod_uid else ("label", LABEL_POD_UID))
-
-        def call() -> list[dict[str, Any]]:
-            ids = [c.id for c in self.docker.container.list(all=True, filters=filters)]
-            return self._inspect_many(ids)
-
+        labels = [f"{k}={v}" for k, v in self.scope.items()]
+        labels.append(f"{LABEL_POD_UID}={pod_uid}" if pod_uid else LABEL_POD_UID)
         try:
-            objs = await asyncio.to_thread(call)
-        except DockerException as e:
-            raise ContainerRuntimeError(f"listing containers failed: {_message(e)}") from None
-        out = [info for info in (container_info(o) for o in objs) if info is not None]
-        return out
+            listed = await self.engine.list_containers(labels)
+            objs = await self._inspect_changed(listed, whole=pod_uid is None)
+        except EngineError as e:
+            raise ContainerRuntimeError(f"listing containers failed: {e.message}") from None
+        return [info for info in (container_info(o) for o in objs) if info is not None]
 
-    def _inspect_many(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        if not ids:
-            return []
-        try:
-            return list(json.loads(str(run_docker([*self._cmd(), "container", "inspect", *ids]))))
-        except DockerException:
-            # one of them went away between the list and the inspect: ask one by one
-            out = []
-            for cid in ids:
-                try:
-                    out.extend(json.loads(str(run_docker([*self._cmd(), "container", "inspect", cid]))))
-                except DockerException as e:
-                    if not _is_missing(e):
-                        raise
-            return out
+    async def _inspect_changed(self, listed: Sequence[Mapping[str, Any]], *, whole: bool) -> list[dict[str, Any]]:
+        """The inspect answers of the `listed` containers: remembered ones while their
+        state is the same, fresh ones (concurrently) for the rest; gone ones skipped."""
+        states = {str(c.get("Id") or ""): str(c.get("State") or "") for c in listed if c.get("Id")}
+        stale = [cid for cid, state in states.items() if self._inspected.get(cid, ("",))[0] != state or not state]
+
+        async def one(cid: str) -> None:
+            try:
+                self._inspected[cid] = (states[cid], await self.engine.inspect_container(cid))
+            except EngineError as e:
+                if not e.missing:
+                    raise
+                self._inspected.pop(cid, None)
+
+        await asyncio.gather(*(one(cid) for cid in stale))
+        if whole:  # forget what is gone
+            for cid in [c for c in self._inspected if c not in states]:
+                del self._inspected[cid]
+        return [self._inspected[cid][1] for cid in states if cid in self._inspected]
 
     async def inspect(self, container_id: str) -> ContainerInfo:
-        def call() -> list[dict[str, Any]]:
-            return self._inspect_many([container_id])
-
-        objs = await asyncio.to_thread(call)
-        info = container_info(objs[0]) if objs else None
+        try:
+            obj = await self.engine.inspect_container(container_id)
+        except EngineError as e:
+            if e.missing:
+                raise NoSuchContainer(f"no such container: {container_id}") from None
+            raise ContainerRuntimeError(f"inspecting a container failed: {e.message}") from None
+        info = container_info(obj)
         if info is None:
             raise NoSuchContainer(f"no such container: {container_id}")
+        self._inspected[info.id] = (str((obj.get("State") or {}).get("Status") or ""), obj)
         return info
 
     async def image_present(self, image: str) -> bool:
-        return await asyncio.to_thread(self.docker.image.exists, image)
+        try:
+            return await self.engine.image_exists(image)
+        except EngineError as e:
+            raise ContainerRuntimeError(f"inspecting image {image} failed: {e.message}") from None
 
     async def pull_image(self, image: str) -> None:
         def call() -> None:
@@ -281,41 +366,37 @@ class DockerRuntime:
             LABEL_ATTEMPT: str(attempt),
         }
 
+    async def _create(self, name: str, body: Mapping[str, Any], *, pull: str | None = None) -> str:
+        """Create `name`; a leftover of the same name (an earlier run died before it
+        listed it) is replaced; with `pull`, a missing image is pulled first."""
+        for _ in range(3):
+            try:
+                return await self.engine.create_container(name, body)
+            except EngineError as e:
+                if e.conflict and "already in use" in e.message:
+                    with contextlib.suppress(EngineError):
+                        await self.engine.remove_container(name)
+                elif e.missing and pull is not None and "image" in e.message.lower():
+                    await self.pull_image(pull)
+                    pull = None
+                else:
+                    raise
+        return await self.engine.create_container(name, body)
+
     async def run_sandbox(self, config: SandboxConfig) -> ContainerInfo:
         name = container_name(config.name, config.namespace, config.pod_uid, SANDBOX_CONTAINER_NAME, config.attempt)
         labels = {
             **config.labels,
             **self._labels(config.pod_uid, config.namespace, config.name, SANDBOX_CONTAINER_NAME, SANDBOX, config.attempt),
         }
-        options: dict[str, Any] = {
-            "name": name,
-            "labels": labels,
-            "detach": True,
-            "pull": "never",
-            "ipc": "shareable",
-            "log_options": list(LOG_OPTIONS),
-        }
-        if config.host_network:
-            options["networks"] = ["host"]
-        else:
-            options["networks"] = [self.network]
-            options["hostname"] = config.hostname[:63]
-            options["dns"] = list(config.dns_servers)
-            options["dns_search"] = list(config.dns_searches)
-            options["dns_options"] = list(config.dns_options)
-
-        def call() -> str:
-            if not self.docker.image.exists(self.infra_image):
-                self.docker.image.pull(self.infra_image, quiet=True)
-            with contextlib.suppress(DockerException):
-                # a sandbox of this attempt left half made by an earlier run
-                self.docker.container.remove(name, force=True)
-            return str(self.docker.container.run(self.infra_image, self.infra_command, **options).id)
-
+        body = sandbox_create_body(self.infra_image, self.infra_command, labels, config, self.network)
         try:
-            cid = await asyncio.to_thread(call)
-        except DockerException as e:
-            raise ContainerRuntimeError(f"failed to create pod sandbox: {_message(e)}") from None
+            cid = await self._create(name, body, pull=self.infra_image)
+            await self.engine.start_container(cid)
+        except ImagePullError as e:
+            raise ContainerRuntimeError(f"failed to create pod sandbox: {e}") from None
+        except EngineError as e:
+            raise ContainerRuntimeError(f"failed to create pod sandbox: {_daemon(e)}") from None
         return await self.inspect(cid)
 
     async def create_container(self, sandbox: ContainerInfo, config: ContainerConfig) -> str:
@@ -326,123 +407,50 @@ class DockerRuntime:
             LABEL_SANDBOX_ID: sandbox.id,
             LABEL_CONTAINER_HASH: config.spec_hash,
         }
-        entrypoint, cmd = docker_command(config.command, config.args)
-        envs: dict[str, str] = {}
-        for key, value in config.env:
-            envs.pop(key, None)
-            envs[key] = value
-        options: dict[str, Any] = {
-            "name": name,
-            "labels": labels,
-            "pull": "never",
-            "networks": [f"container:{sandbox.id}"],
-            "ipc": f"container:{sandbox.id}",
-            "envs": envs,
-            "log_options": list(LOG_OPTIONS),
-            "tty": config.tty,
-            "interactive": config.stdin,
-            "privileged": config.privileged,
-            "mounts": [
-                [
-                    "type=bind",
-                    f"source={m.host_path}",
-                    f"target={m.container_path}",
-                    *(["readonly"] if m.read_only else []),
-                ]
-                for m in config.mounts
-            ],
-        }
-        if entrypoint is not None:
-            options["entrypoint"] = entrypoint
-        if config.working_dir:
-            options["workdir"] = config.working_dir
-        if config.memory_limit:
-            options["memory"] = config.memory_limit
-            options["memory_swap"] = config.memory_limit  # no swap beyond the limit, as upstream
-        if config.cpu_limit:
-            options["cpus"] = config.cpu_limit
-        if config.cpu_shares:
-            options["cpu_shares"] = config.cpu_shares
-        if config.user:
-            options["user"] = config.user
-
-        def call() -> str:
-            try:
-                return str(self.docker.container.create(config.image, cmd, **options).id)
-            except DockerException as e:
-                if "is already in use" not in (e.stderr or ""):
-                    raise
-                # this attempt exists from a run that died before it listed it: replace it
-                self.docker.container.remove(name, force=True)
-                return str(self.docker.container.create(config.image, cmd, **options).id)
-
         try:
-            return await asyncio.to_thread(call)
-        except DockerException as e:
-            raise ContainerRuntimeError(_message(e)) from None
+            return await self._create(name, container_create_body(sandbox.id, labels, config))
+        except EngineError as e:
+            raise ContainerRuntimeError(_daemon(e)) from None
 
     async def start_container(self, container_id: str) -> None:
         try:
-            await asyncio.to_thread(self.docker.container.start, container_id)
-        except DockerException as e:
-            raise ContainerRuntimeError(_message(e)) from None
+            await self.engine.start_container(container_id)
+        except EngineError as e:
+            raise ContainerRuntimeError(_daemon(e)) from None
 
     async def stop_container(self, container_id: str, grace: float) -> None:
         seconds = max(0, int(-(-grace // 1)))
-
-        def call() -> None:
-            # python-on-whales drops an int `time` (it formats only timedeltas), so the
-            # engine's default 10 s would apply: pass --time ourselves
-            run_docker([*self._cmd(), "container", "stop", "--time", str(seconds), container_id])
-
         try:
-            await asyncio.to_thread(call)
-        except DockerException as e:
-            if not _is_missing(e):
-                raise ContainerRuntimeError(_message(e)) from None
+            await self.engine.stop_container(container_id, seconds)
+        except EngineError as e:
+            if not e.missing:
+                raise ContainerRuntimeError(_daemon(e)) from None
 
     async def kill_container(self, container_id: str, signal: str = "SIGKILL") -> None:
-        def call() -> None:
-            self.docker.container.kill(container_id, signal=signal)
-
         try:
-            await asyncio.to_thread(call)
-        except DockerException as e:
-            text = (e.stderr or "").lower()
-            if not (_is_missing(e) or "is not running" in text):
-                raise ContainerRuntimeError(_message(e)) from None
+            await self.engine.kill_container(container_id, signal)
+        except EngineError as e:
+            if not (e.missing or _not_running(e)):
+                raise ContainerRuntimeError(_daemon(e)) from None
 
     async def remove_container(self, container_id: str) -> None:
-        def call() -> None:
-            self.docker.container.remove(container_id, force=True, volumes=True)
-
         try:
-            await asyncio.to_thread(call)
-        except DockerException as e:
-            text = (e.stderr or "").lower()
-            if not (_is_missing(e) or "already in progress" in text):
-                raise ContainerRuntimeError(_message(e)) from None
+            await self.engine.remove_container(container_id)
+        except EngineError as e:
+            if not (e.missing or "already in progress" in e.message):
+                raise ContainerRuntimeError(_daemon(e)) from None
+        self._inspected.pop(container_id, None)
 
     async def exec(self, container_id: str, argv: Sequence[str], time_limit: float | None = None) -> ExecResult:
-        def call() -> ExecResult:
-            try:
-                out = self.docker.container.execute(container_id, list(argv))
-                return ExecResult(0, str(out or ""))
-            except DockerException as e:
-                if _is_missing(e) or "is not running" in (e.stderr or ""):
-                    raise
-                output = (e.stdout or "") + (e.stderr or "")
-                return ExecResult(e.return_code, output)
-
-        task = asyncio.ensure_future(asyncio.to_thread(call))
+        """Through the engine's API (exec probes run every period: no CLI process each
+        time); past `time_limit` a TimeoutError, and the command keeps running in the
+        container, as with upstream's exec probes."""
         try:
-            return await asyncio.wait_for(asyncio.shield(task), time_limit)
-        except TimeoutError:
-            # the command keeps running in the container, as with upstream's exec probes
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            raise
-        except DockerException as e:
-            raise ContainerRuntimeError(_message(e)) from None
+            async with asyncio.timeout(time_limit):
+                code, output = await self.engine.exec_run(container_id, argv)
+        except EngineError as e:
+            raise ContainerRuntimeError(_daemon(e)) from None
+        return ExecResult(code, output.decode(errors="replace"))
 
     async def logs(
         self,
@@ -482,7 +490,7 @@ class DockerRuntime:
                     await proc.wait()
 
     async def close(self) -> None:
-        return None
+        await self.engine.close()
 
 
 def image_ref_id(info: ContainerInfo) -> str:
@@ -494,9 +502,11 @@ __all__ = [
     "DEFAULT_INFRA_COMMAND",
     "DEFAULT_INFRA_IMAGE",
     "DockerRuntime",
+    "container_create_body",
     "container_info",
     "container_name",
     "docker_command",
     "image_ref_id",
     "parse_docker_time",
+    "sandbox_create_body",
 ]

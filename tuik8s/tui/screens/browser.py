@@ -27,7 +27,7 @@ from tuik8s.tui.widgets.status_bar import StatusBar
 
 HINTS = ":cmd  /filter  ?help  0 all-ns  d describe  y yaml  e edit  l logs  s scale  r restart  ctrl+d delete  m map  q quit"
 ALL = {"all", "-a", "-A", "*", "--all-namespaces"}
-COMMANDS = sorted({f"{alias}" for alias in BY_ALIAS} | {"map", "ctx", "quit", "q", "help"})
+COMMANDS = sorted({f"{alias}" for alias in BY_ALIAS} | {"map", "ctx", "quit", "q", "help", "pf"})
 
 
 @dataclass
@@ -50,7 +50,8 @@ class BrowserScreen(ObjectActions):
         Binding("e", "edit", "Edit", show=False),
         Binding("l", "logs", "Logs", show=False),
         Binding("p", "logs(True)", "Previous logs", show=False),
-        Binding("s", "scale", "Scale", show=False),
+        Binding("s", "shell_or_scale", "Shell (pods) / Scale", show=False),
+        Binding("F", "port_forward", "Port-forward", show=False),
         Binding("plus", "scale_by(1)", "Scale +1", show=False),
         Binding("minus", "scale_by(-1)", "Scale -1", show=False),
         Binding("r", "restart", "Restart", show=False),
@@ -288,6 +289,8 @@ class BrowserScreen(ObjectActions):
             self.app.action_help()  # type: ignore[attr-defined]
         elif command == "map":
             self.action_map()
+        elif command in ("pf", "portforward", "port-forward", "portforwards"):
+            self.action_forwards()
         elif command in ("ctx", "context", "contexts"):
             if args:
                 self.post_message(SwitchContext(args[0]))

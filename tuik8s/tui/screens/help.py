@@ -15,12 +15,13 @@ from tuik8s.tui.views import ViewSpec
 
 KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("General", (
-        (":", "command: :po :dp :rs :svc :no :ing :ev :ns :ds :jobs :cm"),
+        (":", "command: :po :dp :rs :svc :no :ing :ev :ns :ds :jobs :cm :hpa"),
         ("", ":secrets (full names too), :map, :ctx [NAME], :q"),
         (":po NS", "a view in namespace NS; :po all for every namespace"),
         ("/", "filter rows as you type (substring); esc clears"),
         ("0", "all namespaces"),
         ("m", "cluster map: nodes with their pods"),
+        (":pf", "port-forwards: ctrl+d stops one"),
         ("?", "this help"),
         ("esc", "back: prompt, filter, then the previous view"),
         ("q, ctrl+c", "quit"),
@@ -39,7 +40,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("y", "YAML"),
         ("e", "edit in $EDITOR (KUBE_EDITOR first), merge patch"),
         ("ctrl+d", "delete (asks first)"),
-        ("s", "scale (Deployment, ReplicaSet)"),
+        ("s", "pod: a shell in it (kubectl exec -it); else scale"),
+        ("F", "port-forward a pod or service to 127.0.0.1"),
         ("+ -", "scale up or down by one"),
         ("r", "restart: rollout restart; a Pod is deleted"),
         ("l", "logs, followed (asks which container)"),

@@ -170,6 +170,98 @@ class ObjectActions(Screen[Any]):
 
         self.run_op(job)
 
+    # ---- into the pod: shell, port-forward ---------------------------------------------
+
+    def action_shell_or_scale(self) -> None:
+        """`s`, as k9s: a shell on a pod, scale on what scales."""
+        sel = self.selection()
+        if sel is not None and sel.spec.resource == "pods":
+            self.action_shell()
+        else:
+            self.action_scale()
+
+    def action_shell(self) -> None:
+        sel = self._need("logs", what="a shell")
+        if sel is None or not self._connected():
+            return
+        client, namespace = self.client, sel.namespace or "default"
+
+        async def job() -> str | None:
+            pod = sel.obj or await client.get("pods", sel.name, namespace)
+            phase = (pod.get("status") or {}).get("phase")
+            if phase in ("Succeeded", "Failed"):
+                raise ops.OpError(f"cannot exec into a container in a completed pod; current phase is {phase}")
+            regular = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or ()]
+            if len(regular) == 1:
+                return await self._shell(namespace, sel.name, regular[0])
+            from tuik8s.tui.screens.dialogs import ChoiceDialog
+
+            def chosen(container: str | None) -> None:
+                if container:
+                    self.run_op(lambda: self._shell(namespace, sel.name, container), group="shell", exclusive=True)
+
+            self.app.push_screen(ChoiceDialog(f"Shell in {sel.name}: which container?", regular, regular[0]), chosen)
+            return None
+
+        self.run_op(job, group="shell", exclusive=True)
+
+    async def _shell(self, namespace: str, pod: str, container: str) -> str:
+        from tuik8s.tui.portforward import PortForwardError, shell_command
+
+        session = self.tui.session
+        try:
+            command = shell_command(session.context if session is not None else None, namespace, pod, container)
+        except PortForwardError as e:
+            raise ops.OpError(str(e)) from None
+        try:
+            with self.app.suspend():
+                print(f"tuik8s: shell in pod/{pod} (container {container}), namespace {namespace}; exit returns to the UI",
+                      flush=True)
+                # blocking on purpose: the app is suspended and the terminal is the shell's
+                code = subprocess.call(command)  # noqa: ASYNC221
+        except SuspendNotSupported:
+            raise ops.OpError("no terminal to hand over for a shell (the UI is not on a terminal)") from None
+        except OSError as e:
+            raise ops.OpError(f"{command[0]}: {e.strerror}") from None
+        return f"shell in pod/{pod} ({container}) ended" + (f" with exit code {code}" if code else "")
+
+    def action_port_forward(self) -> None:
+        sel = self.selection()
+        if sel is None:
+            self.status("nothing selected", error=True)
+            return
+        if sel.spec.resource not in ("pods", "services") or not self._connected():
+            if sel.spec.resource not in ("pods", "services"):
+                self.status(f"port-forward does not apply to {sel.spec.title.lower()}: pick a pod or a service", error=True)
+            return
+        from tuik8s.tui.portforward import PortForwardError, default_ports
+        from tuik8s.tui.screens.forwards import PortDialog
+
+        namespace = sel.namespace or "default"
+        target = f"{'pod' if sel.spec.resource == 'pods' else 'svc'}/{sel.name}"
+        session = self.tui.session
+        context = session.context if session is not None else None
+
+        def chosen(ports: tuple[int, int] | None) -> None:
+            if ports is None:
+                return
+
+            async def start() -> str:
+                try:
+                    f = await self.tui.port_forwards.start(context, namespace, target, ports[0], ports[1])
+                except PortForwardError as e:
+                    raise ops.OpError(str(e)) from None
+                return f"forwarding {f.url} -> {target}:{f.remote} (:pf lists port-forwards)"
+
+            self.run_op(start, group="port-forward")
+
+        self.app.push_screen(PortDialog(target, default_ports(sel.obj)), chosen)
+
+    def action_forwards(self) -> None:
+        from tuik8s.tui.screens.forwards import ForwardsScreen
+
+        self.app.push_screen(ForwardsScreen())
+
     # ---- changing ------------------------------------------------------------------------
 
     def action_delete(self) -> None:
