@@ -22,6 +22,15 @@ class FieldError:
         return f"{self.field}: {self.message}" if self.field else self.message
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 127: "\\x7f"}
+
+
+def one_line(message: str) -> str:
+    """`message` with control characters escaped: a name or key a client sent, echoed in an
+    error, must not break the one line kubectl prints (Go's %q escapes them the same way)."""
+    return message.translate(_CONTROL) if not message.isprintable() else message
+
+
 class StatusError(Exception):
     """An error that the API reports as a `Status` body."""
 
@@ -45,7 +54,7 @@ class StatusError(Exception):
             "apiVersion": "v1",
             "metadata": {},
             "status": "Failure",
-            "message": self.message,
+            "message": one_line(self.message),
             "reason": self.reason,
             "code": self.code,
         }

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from tuik8s.api import errors
-from tuik8s.apiserver import discovery, metrics, openapi
+from tuik8s.apiserver import discovery, metrics, openapi, openapiv2
 from tuik8s.apiserver.authz import Authorizer, attributes
 from tuik8s.apiserver.request import ApiRequest, ApiResponse, User, error_response, json_response
 from tuik8s.apiserver.rest import Resources
@@ -189,6 +189,7 @@ class ApiServerApp:
         r.add_get("/apis/{group}/{version}", self.group_version)
         r.add_get("/metrics", self.metrics)
         openapi.add_routes(app)
+        openapiv2.add_routes(app)
         if streaming is not None:
             streaming(app)
         r.add_route("*", "/api/{tail:.+}", self.resource)

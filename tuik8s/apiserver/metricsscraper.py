@@ -32,6 +32,10 @@ DEFAULT_RESOLUTION = 15.0  # upstream metrics-server --metric-resolution
 LAB_RESOLUTION = 5.0
 SCRAPE_TIMEOUT = 10.0
 MAX_IN_FLIGHT = 32
+# The scraper shares the API server's event loop: a thousand hollow nodes every 5 s was
+# 200 scrapes a second, a visible share of the server's CPU while it created 10,000 pods
+# (bench/scale.py). Big clusters get a longer round instead (1,000 nodes: 25 s).
+MAX_SCRAPES_PER_SECOND = 40.0
 
 
 # --- the Prometheus text format (the subset kubelets write) -----------------------------------
@@ -277,15 +281,18 @@ class MetricsScraper:
     async def run(self) -> None:
         while True:
             started = time.monotonic()
+            scraped = 0
             try:
-                await self.scrape_once()
+                scraped = await self.scrape_once()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - one bad round must not end the scraper
                 log.exception("metrics scraper: a round failed")
-            await asyncio.sleep(max(0.5, self.resolution - (time.monotonic() - started)))
+            interval = max(self.resolution, scraped / MAX_SCRAPES_PER_SECOND)
+            await asyncio.sleep(max(0.5, interval - (time.monotonic() - started)))
 
-    async def scrape_once(self) -> None:
+    async def scrape_once(self) -> int:
+        """One round over the Ready nodes; returns how many were asked."""
         nodes = [n for n in self.list_nodes() if node_ready(n)]
         gate = asyncio.Semaphore(MAX_IN_FLIGHT)
         results = await asyncio.gather(*(self._scrape(n, gate) for n in nodes))
@@ -296,6 +303,7 @@ class MetricsScraper:
             log.warning("metrics scraper: cannot scrape node %s: %s%s", new[0], failed[new[0]], more)
         self._failing = set(failed)
         self.storage.store({name: scrape for name, scrape, _ in results if scrape is not None})
+        return len(nodes)
 
     async def _scrape(self, node: dict[str, Any], gate: asyncio.Semaphore) -> tuple[str, NodeScrape | None, str]:
         name = str((node.get("metadata") or {}).get("name") or "")

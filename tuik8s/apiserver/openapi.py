@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -34,6 +35,7 @@ _bytes: dict[str, bytes] = {}
 _hashes: dict[str, str] = {}
 _index: dict[str, Any] = {}
 _index_bytes: bytes = b""
+_followers: list[tuple[Callable[[], bool], Callable[[], None]]] = []
 
 _CONNECT = ("exec", "attach", "portforward", "proxy")
 _JSON = "application/json"
@@ -69,9 +71,25 @@ def is_built() -> bool:
 
 
 async def ensure_built() -> None:
-    """Build in a worker thread, so the event loop never waits for the model import."""
-    if _documents is None:
-        await asyncio.to_thread(build)
+    """Build in a worker thread, so the event loop never waits for the model import.
+
+    Builders registered with `also_build` (the `/openapi/v2` document, derived from these)
+    run in the same thread right after, so the server's warm-up covers them too.
+    """
+    if _documents is None or any(not ready() for ready, _ in _followers):
+        await asyncio.to_thread(_build_all)
+
+
+def also_build(is_ready: Callable[[], bool], builder: Callable[[], None]) -> None:
+    """Register a document derived from these, built by `ensure_built` after them."""
+    if (is_ready, builder) not in _followers:
+        _followers.append((is_ready, builder))
+
+
+def _build_all() -> None:
+    build()
+    for _, builder in list(_followers):
+        builder()
 
 
 def v3_index() -> dict[str, Any]:

@@ -40,7 +40,12 @@ from tuik8s.ingress.table import Backend, RoutingTable
 log = logging.getLogger(__name__)
 
 DOWN_FOR = 5.0
-CONNECT_TIMEOUT = 2.0
+# Long enough to outlast two dropped SYNs (the kernel retries after 1 s, then 2 s more): a
+# busy pod whose listen queue overflowed answers the third.
+CONNECT_TIMEOUT = 3.5
+# A probe still waiting after this long marks its endpoint down at once, so the requests
+# that come meanwhile go elsewhere instead of queueing behind a dead pod's timeout.
+SUSPECT_AFTER = 0.25
 _TEXT = {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}
 
 Address = tuple[str, int]
@@ -183,14 +188,23 @@ class Router:
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
+        connect = asyncio.ensure_future(loop.sock_connect(sock, address))
+        suspected = False
         try:
-            async with asyncio.timeout(self.connect_timeout):
-                await loop.sock_connect(sock, address)
-        except (OSError, TimeoutError):
-            return False
+            done, _ = await asyncio.wait((connect,), timeout=min(SUSPECT_AFTER, self.connect_timeout))
+            if not done:
+                suspected = address not in self._down
+                self._down[address] = time.monotonic() + DOWN_FOR
+                done, _ = await asyncio.wait((connect,), timeout=max(0.0, self.connect_timeout - SUSPECT_AFTER))
+            if not done or connect.exception() is not None:
+                return False
+            if suspected:
+                self._down.pop(address, None)  # slow, not dead: back in rotation
+            return True
         finally:
+            if not connect.done():
+                connect.cancel()
             sock.close()
-        return True
 
 
 def _backends(table: RoutingTable) -> Iterable[Backend]:

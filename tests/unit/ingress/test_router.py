@@ -132,3 +132,27 @@ def test_server_connect_gives_up_with_the_service_named() -> None:
     server = connection.Server(address=backend.endpoints[0])
     asyncio.run(router.server_connect(ServerConnectionHookData(server=server, client=tflow.tclient_conn())))
     assert server.error and server.error.startswith("no endpoint of service default/web accepts connections")
+
+
+def test_a_slow_probe_takes_its_endpoint_out_of_rotation_meanwhile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connect that hangs (a dead node's pod) sends the requests that come meanwhile to
+    other endpoints; once it answers, the endpoint is back in turn."""
+    hang = asyncio.Event()
+    slow = ("10.0.0.1", 8080)
+
+    async def connect(self, sock, address):  # noqa: ANN001 - the loop's own signature
+        if address == slow:
+            await hang.wait()
+
+    monkeypatch.setattr(asyncio.selector_events.BaseSelectorEventLoop, "sock_connect", connect)
+    router = Router(TABLE)
+
+    async def scenario() -> None:
+        probe = asyncio.create_task(router._accepts(slow))
+        await asyncio.sleep(0.4)  # past SUSPECT_AFTER
+        assert [router.pick(WEB) for _ in range(4)].count(slow) == 0
+        hang.set()
+        assert await probe is True
+        assert slow in [router.pick(WEB) for _ in range(3)]
+
+    asyncio.run(scenario())

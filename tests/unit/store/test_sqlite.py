@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,42 @@ async def test_watch_from_a_compacted_revision_is_expired(tmp_path: Path) -> Non
         w.close()
     finally:
         await s.close()
+
+
+async def test_the_watch_log_keeps_at_most_a_tenth_more_than_its_window(tmp_path: Path) -> None:
+    s = await SqliteStore.open(tmp_path / "state.db", window=100)
+    try:
+        for i in range(500):
+            await s.write("configmaps", "default", f"c{i}", create(pod(f"c{i}")))
+            assert s.revision - s.oldest_revision <= 110
+        # every revision within the window can still be resumed from, older ones cannot
+        w = s.watch("configmaps", s.revision - 100)
+        assert len(w.drain()) == 100
+        w.close()
+        with pytest.raises(Expired):
+            s.watch("configmaps", s.oldest_revision - 1)
+    finally:
+        await s.close()
+
+
+async def test_each_write_holds_memory_near_its_own_size(tmp_path: Path) -> None:
+    """Under sustained writes the objects and the watch log are what the server keeps: a
+    750-byte object must not pin a buffer ten times its size (orjson's output did)."""
+    s = await SqliteStore.open(tmp_path / "state.db")
+    writes = 400
+    try:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(writes):
+            obj = {**pod(f"c{i}"), "kind": "ConfigMap", "data": {"pad": "x" * 512}}
+            await s.write("configmaps", "default", f"c{i}", create(obj))
+            if i >= 10:
+                await s.write("configmaps", "default", f"c{i - 10}", lambda cur: DELETE)
+        per_write = (tracemalloc.get_traced_memory()[0] - before) / (2 * writes - 10)
+    finally:
+        tracemalloc.stop()
+        await s.close()
+    assert per_write < 3000, f"{per_write:.0f} bytes held per write of a ~750-byte object"
 
 
 async def test_everything_acknowledged_survives_a_restart(tmp_path: Path) -> None:
