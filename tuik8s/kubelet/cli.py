@@ -38,7 +38,7 @@ from tuik8s.kubelet.runtime.docker import DEFAULT_INFRA_COMMAND, DEFAULT_INFRA_I
 
 log = logging.getLogger(__name__)
 
-RUNTIME_THREADS = 64  # every docker CLI call holds a thread; `docker stop -t 30` holds it 30 s
+RUNTIME_THREADS = 64  # what still runs the docker CLI in a thread: image pulls (one each, minutes at worst) and logs
 
 
 class KubeletCliError(Exception):

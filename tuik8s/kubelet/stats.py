@@ -9,9 +9,9 @@ the reader turns two readings into a rate, so a slow or missed scrape costs noth
 
 **Containers.** The Docker Engine API's one-shot stats (`/containers/ID/stats?stream=false
 &one-shot=true`), asked concurrently for the running pod containers of this kubelet (the
-runtime's scope labels), over the engine's unix socket with aiohttp: no CLI process per
-container, no thread, and it works on cgroup v1 and v2 alike because the engine reads
-the cgroups for us.
+runtime's scope labels), through the runtime's `EngineClient` (aiohttp on the engine's
+socket): no CLI process per container, no thread, and it works on cgroup v1 and v2 alike
+because the engine reads the cgroups for us.
 
 **The node.** The kubelet's own cgroup (on a lab node, the node container's: with
 `--cgroupns host` the pods' cgroups are its siblings, not its children) plus every pod
@@ -23,17 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-import aiohttp
 from aiohttp import web
 
 from tuik8s.kubelet.runtime import (
@@ -44,14 +40,15 @@ from tuik8s.kubelet.runtime import (
     LABEL_POD_UID,
     SANDBOX,
 )
+from tuik8s.kubelet.runtime.engine import EngineClient, EngineError, docker_host_of
 
 log = logging.getLogger(__name__)
 
 # The Node annotation naming where a hollow node's figures are served (they have no kubelet
 # server of their own); the API server's kubelet client reads the same name.
 METRICS_URL_ANNOTATION = "tuik8s.io/resource-metrics-url"
-DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
 USER_HZ = 100
+SCRAPE_TIMEOUT = 10.0  # per engine call: a scrape answers late rather than never
 
 
 @dataclass(frozen=True)
@@ -197,17 +194,6 @@ def machine_usage(proc: Path = Path("/proc")) -> tuple[float, float] | None:
 # --- the containers, from the Docker Engine API -------------------------------------------------
 
 
-def docker_endpoint(host: str | None) -> tuple[str, str] | None:
-    """(unix socket path or "", base URL) for a Docker host string; None if not HTTP-able."""
-    host = host or os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_DOCKER_SOCKET}"
-    parsed = urlparse(host)
-    if parsed.scheme == "unix":
-        return parsed.path, "http://docker"
-    if parsed.scheme in ("tcp", "http"):
-        return "", f"http://{parsed.netloc}"
-    return None
-
-
 def working_set(memory_stats: Mapping[str, Any]) -> float | None:
     usage = memory_stats.get("usage")
     if usage is None:
@@ -241,49 +227,31 @@ class StatsProvider:
         cgroup_root: Path = Path("/sys/fs/cgroup"),
         proc: Path = Path("/proc"),
     ) -> None:
-        self.endpoint = docker_endpoint(docker_host)
+        self.engine = EngineClient(docker_host)
         self.scope = dict(scope or {})
         self.cgroup_root = cgroup_root
         self.proc = proc
-        self._session: aiohttp.ClientSession | None = None
         self._warned = False
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            assert self.endpoint is not None
-            socket, _ = self.endpoint
-            connector: aiohttp.BaseConnector = aiohttp.UnixConnector(path=socket) if socket else aiohttp.TCPConnector()
-            self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10))
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def _get(self, path: str, **params: str) -> Any:
-        assert self.endpoint is not None
-        async with self._client().get(self.endpoint[1] + path, params=params) as resp:
-            if resp.status != 200:
-                raise OSError(f"the Docker engine answered {resp.status} to {path}")
-            return await resp.json(content_type=None)
+        await self.engine.close()
 
     async def containers(self) -> list[ContainerUsage]:
         """Every running app or init container of this kubelet's pods."""
-        if self.endpoint is None:
+        if not self.engine.addressable:
             if not self._warned:
                 log.warning("kubelet stats: the Docker host is neither unix:// nor tcp://; no container figures")
                 self._warned = True
             return []
         labels = [f"{k}={v}" for k, v in self.scope.items()] + [LABEL_POD_UID]
-        listed = await self._get("/containers/json", filters=json.dumps({"label": labels}))
+        listed = await self.engine.list_containers(labels, running_only=True, time_limit=SCRAPE_TIMEOUT)
         wanted = [c for c in listed if (c.get("Labels") or {}).get(LABEL_KIND) != SANDBOX]
         results = await asyncio.gather(*(self._one(c) for c in wanted), return_exceptions=True)
         return [r for r in results if isinstance(r, ContainerUsage)]
 
     async def _one(self, listed: Mapping[str, Any]) -> ContainerUsage | None:
         labels = listed.get("Labels") or {}
-        stats = await self._get(f"/containers/{listed['Id']}/stats", stream="false", **{"one-shot": "true"})
+        stats = await self.engine.container_stats(str(listed["Id"]), time_limit=SCRAPE_TIMEOUT)
         cpu = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
         memory = working_set(stats.get("memory_stats") or {})
         if cpu is None or memory is None:
@@ -319,7 +287,7 @@ class StatsProvider:
         error = False
         try:
             containers = await self.containers()
-        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
+        except EngineError as e:
             log.warning("kubelet stats: the Docker engine's figures are unavailable: %s", e or type(e).__name__)
             containers, error = [], True
         return render(await asyncio.to_thread(self.node, containers), containers, error)
@@ -330,10 +298,7 @@ class StatsProvider:
 
 def add_routes(app: web.Application, runtime: Any, authorized: Callable[[str | None], bool]) -> None:
     """Mount `/metrics/resource` on the kubelet's server, for the runtime's Docker engine."""
-    docker = getattr(runtime, "docker", None)
-    config = getattr(docker, "client_config", None)
-    host = getattr(config, "host", None)
-    provider = StatsProvider(docker_host=host, scope=getattr(runtime, "scope", None))
+    provider = StatsProvider(docker_host=docker_host_of(runtime), scope=getattr(runtime, "scope", None))
 
     async def resource_metrics(request: web.Request) -> web.Response:
         if not authorized(request.headers.get("Authorization")):

@@ -9,10 +9,11 @@ anyone else on the lab network gets a 401 before anything runs.
   (`v5.channel.k8s.io` or `v4.channel.k8s.io`): every binary message starts with its
   channel, 0 stdin, 1 stdout, 2 stderr, 3 the final `metav1.Status`, 4 a terminal resize
   (`{"Width":W,"Height":H}`), and in v5 255 "close a channel" (`[255, 0]` ends stdin).
-  The command runs through the node's dockerd Engine API on its unix socket: exec
-  create, a hijacked `exec start` stream (8-byte multiplexed frames without a tty, raw
-  bytes with one), resize, and the exit code from exec inspect. Talking to the socket
-  directly, not via the docker CLI, keeps a round trip near `docker exec`'s own.
+  The command runs through the node's dockerd Engine API (`runtime.engine.EngineClient`,
+  the runtime's own client): exec create, a hijacked `exec start` stream (8-byte
+  multiplexed frames without a tty, raw bytes with one), resize, and the exit code from
+  exec inspect. Talking to the engine directly, not via the docker CLI, keeps a round
+  trip near `docker exec`'s own.
 - `/portForward/{ns}/{pod}?port=N`: one WebSocket per forwarded connection, carrying
   raw bytes to the pod IP and port (the pod's network namespace answers on its IP from
   the node); an empty binary message means the client finished sending (half-close).
@@ -31,24 +32,23 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import struct
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 from aiohttp import WSMsgType, web
 
 from tuik8s.kubelet.logserver import TokenFile
+from tuik8s.kubelet.runtime.engine import EngineClient, EngineError, docker_host_of, split_frames
 
 log = logging.getLogger(__name__)
 
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 PORTFORWARD_PROTOCOL = "tuik8s.portforward.v1"
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
-DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
 OCI_FAILURE = b"OCI runtime exec failed"
+# an interactive command's exit code: asked for up to two seconds after its stream ends
+EXIT_CODE_WAITS = (0.0,) + (0.02,) * 99
 READ_CHUNK = 64 * 1024
 
 PodLookup = Callable[[str], Mapping[str, Any] | None]
@@ -64,132 +64,21 @@ class StreamLookupError(Exception):
         self.message = message
 
 
-# --- the node's Docker engine over its unix socket -----------------------------------------------
+# --- the node's Docker engine ----------------------------------------------------------------------
 
 
-class DockerEngineError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def docker_socket(host: str | None) -> str:
-    """The unix socket path of a docker host (`unix:///...`), else the default one."""
-    host = host or os.environ.get("DOCKER_HOST") or ""
-    if host.startswith("unix://"):
-        return urlsplit(host).path or DEFAULT_DOCKER_SOCKET
-    return DEFAULT_DOCKER_SOCKET
-
-
-class DockerEngine:
-    """The few Engine API calls exec and attach need; one connection per call.
-
-    aiohttp cannot hand over a hijacked (`Upgrade: tcp`) connection, so requests are
-    written by hand: a request line, headers, a JSON body, and `Connection: close` for
-    the plain calls so their body simply ends with the connection.
-    """
-
-    def __init__(self, socket_path: str = DEFAULT_DOCKER_SOCKET) -> None:
-        self.socket_path = socket_path
-
-    async def _open(self, method: str, path: str, body: Any, upgrade: bool) -> tuple[int, dict[str, str], asyncio.StreamReader, asyncio.StreamWriter]:
-        reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=READ_CHUNK * 4)
-        data = json.dumps(body).encode() if body is not None else b""
-        head = [f"{method} {path} HTTP/1.1", "Host: docker", f"Content-Length: {len(data)}"]
-        if body is not None:
-            head.append("Content-Type: application/json")
-        head += ["Connection: Upgrade", "Upgrade: tcp"] if upgrade else ["Connection: close"]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
-        status_line = await reader.readline()
-        parts = status_line.split(None, 2)
-        status = int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
-        headers: dict[str, str] = {}
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            key, _, value = line.decode("latin-1").partition(":")
-            headers[key.strip().lower()] = value.strip()
-        return status, headers, reader, writer
-
-    async def _body(self, headers: dict[str, str], reader: asyncio.StreamReader) -> bytes:
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            out = bytearray()
-            while True:
-                size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    break
-                out += await reader.readexactly(size)
-                await reader.readline()
-            return bytes(out)
-        if "content-length" in headers:
-            return await reader.readexactly(int(headers["content-length"]))
-        return await reader.read()
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        status, headers, reader, writer = await self._open(method, path, body, upgrade=False)
+async def resize_soon(engine: EngineClient, kind: str, ident: str, width: int, height: int) -> None:
+    """Resize a tty. The first size arrives as the command starts, and dockerd refuses to
+    resize a process not running yet ("cannot resize a stopped container"): retry for a
+    moment so the size is not lost; an engine that does not answer ends it."""
+    for _ in range(50):
         try:
-            data = await self._body(headers, reader)
-        finally:
-            writer.close()
-        if status >= 400:
-            try:
-                message = str(json.loads(data).get("message") or "")
-            except (ValueError, AttributeError):
-                message = data.decode(errors="replace").strip()
-            raise DockerEngineError(status, message or f"the Docker engine answered {status}")
-        return json.loads(data) if data.strip() else None
-
-    async def hijack(self, path: str, body: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        status, headers, reader, writer = await self._open("POST", path, body, upgrade=True)
-        if status not in (101, 200):
-            data = await self._body(headers, reader)
-            writer.close()
-            try:
-                message = str(json.loads(data).get("message") or "")
-            except (ValueError, AttributeError):
-                message = data.decode(errors="replace").strip()
-            raise DockerEngineError(status, message)
-        return reader, writer
-
-    async def exec_create(self, container_id: str, argv: Sequence[str], *, stdin: bool, stdout: bool, stderr: bool, tty: bool) -> str:
-        created = await self.call("POST", f"/containers/{quote(container_id)}/exec", {
-            "AttachStdin": stdin, "AttachStdout": stdout, "AttachStderr": stderr, "Tty": tty, "Cmd": list(argv),
-        })
-        return str(created["Id"])
-
-    async def exec_start(self, exec_id: str, tty: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await self.hijack(f"/exec/{exec_id}/start", {"Detach": False, "Tty": tty})
-
-    async def exec_exit_code(self, exec_id: str) -> int | None:
-        """The command's exit code; its stream can end a moment before dockerd records it."""
-        for _ in range(100):
-            info = await self.call("GET", f"/exec/{exec_id}/json")
-            if not info.get("Running"):
-                code = info.get("ExitCode")
-                return int(code) if code is not None else None
+            await engine.resize(kind, ident, width, height)
+            return
+        except EngineError as e:
+            if e.status == 0:
+                return
             await asyncio.sleep(0.02)
-        return None
-
-    async def container(self, container_id: str) -> dict[str, Any]:
-        return dict(await self.call("GET", f"/containers/{quote(container_id)}/json"))
-
-    async def attach(self, container_id: str, *, stdin: bool, stdout: bool, stderr: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        query = f"stream=1&stdin={int(stdin)}&stdout={int(stdout)}&stderr={int(stderr)}"
-        return await self.hijack(f"/containers/{quote(container_id)}/attach?{query}", None)
-
-    async def resize(self, kind: str, ident: str, width: int, height: int) -> None:
-        """Resize a tty. The first size arrives as the command starts, and dockerd refuses
-        to resize a process not running yet ("cannot resize a stopped container"): retry
-        for a moment so the size is not lost."""
-        for _ in range(50):
-            try:
-                await self.call("POST", f"/{kind}/{ident}/resize?h={height}&w={width}")
-                return
-            except DockerEngineError:
-                await asyncio.sleep(0.02)
-            except OSError:
-                return
 
 
 # --- pure helpers --------------------------------------------------------------------------------
@@ -213,17 +102,8 @@ def internal_error(message: str) -> dict[str, Any]:
             "details": {"causes": [{"message": message}]}, "code": 500}
 
 
-def demux(buffer: bytearray) -> list[tuple[int, bytes]]:
-    """Whole frames of Docker's multiplexed stream (`[stream,0,0,0,size32]payload`), consumed
-    from the front of `buffer`; a partial frame stays for the next read."""
-    frames: list[tuple[int, bytes]] = []
-    while len(buffer) >= 8:
-        stream, size = buffer[0], struct.unpack(">I", buffer[4:8])[0]
-        if len(buffer) < 8 + size:
-            break
-        frames.append((STDERR if stream == 2 else STDOUT, bytes(buffer[8:8 + size])))
-        del buffer[:8 + size]
-    return frames
+# the engine's stream numbers are the channel protocol's (1 stdout, 2 stderr)
+demux = split_frames
 
 
 def _flag(query: Mapping[str, str], key: str) -> bool:
@@ -255,10 +135,10 @@ class StreamingServer:
     """exec / attach / portForward handlers; `add_routes` mounts them on an aiohttp app."""
 
     def __init__(self, pods: PodLookup, *, token_file: Path | None, docker_host: str | None = None,
-                 engine: DockerEngine | None = None, connect: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] | None = None) -> None:
+                 engine: EngineClient | None = None, connect: Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] | None = None) -> None:
         self.pods = pods
         self.tokens = TokenFile(token_file)
-        self.engine = engine or DockerEngine(docker_socket(docker_host))
+        self.engine = engine or EngineClient(docker_host)
         self.connect = connect or (lambda host, port: asyncio.open_connection(host, port))
 
     def add_routes(self, app: web.Application) -> None:
@@ -266,6 +146,10 @@ class StreamingServer:
             app.router.add_route(verb, "/exec/{namespace}/{pod}/{container}", self.exec)
             app.router.add_route(verb, "/attach/{namespace}/{pod}/{container}", self.attach)
             app.router.add_route(verb, "/portForward/{namespace}/{pod}", self.port_forward)
+        app.on_cleanup.append(self._close)
+
+    async def _close(self, _app: web.Application) -> None:
+        await self.engine.close()
 
     # ---- exec / attach ----------------------------------------------------------------------
 
@@ -310,23 +194,23 @@ class StreamingServer:
         try:
             cid = running_container(self.pods(f"{ns}/{pod_name}"), container)
             if attach:
-                tty = bool((await self.engine.container(cid)).get("Config", {}).get("Tty"))
-                reader, writer = await self.engine.attach(cid, stdin=stdin, stdout=stdout, stderr=stderr)
-                resize: Callable[[int, int], Coroutine[Any, Any, None]] = lambda w, h: self.engine.resize("containers", cid, w, h)  # noqa: E731
+                tty = bool((await self.engine.inspect_container(cid)).get("Config", {}).get("Tty"))
+                reader, writer = await self.engine.attach_stream(cid, stdin=stdin, stdout=stdout, stderr=stderr)
+                resize: Callable[[int, int], Coroutine[Any, Any, None]] = lambda w, h: resize_soon(self.engine, "containers", cid, w, h)  # noqa: E731
                 exit_code: Callable[[], Awaitable[int | None]] | None = None
             else:
                 exec_id = await self.engine.exec_create(cid, argv, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
-                reader, writer = await self.engine.exec_start(exec_id, tty)
-                resize = lambda w, h: self.engine.resize("exec", exec_id, w, h)  # noqa: E731
-                exit_code = lambda: self.engine.exec_exit_code(exec_id)  # noqa: E731
+                reader, writer = await self.engine.exec_stream(exec_id, tty)
+                resize = lambda w, h: resize_soon(self.engine, "exec", exec_id, w, h)  # noqa: E731
+                exit_code = lambda: self.engine.exec_exit_code(exec_id, EXIT_CODE_WAITS)  # noqa: E731
         except StreamLookupError as e:
             return await self._fail(ws, e.status, e.message)
-        except DockerEngineError as e:
+        except EngineError as e:
             if e.status in (404, 409):  # gone, or not running any more
                 return await self._fail(ws, 404, f'container not found ("{container}")')
+            if e.status == 0:
+                return await self._fail(ws, 500, f"cannot reach the node's container runtime: {e}")
             return await self._fail(ws, 500, f"error executing command in container: {e}")
-        except OSError as e:
-            return await self._fail(ws, 500, f"cannot reach the node's container runtime: {e.strerror or e}")
         await ws.send_str("")
         try:
             await self._pump(ws, reader, writer, tty=tty, v5=v5, resize=resize, exit_code=exit_code, argv=argv)
@@ -480,17 +364,9 @@ async def relay_bytes(ws: web.WebSocketResponse, reader: asyncio.StreamReader, w
             await reading
 
 
-def docker_host_of(runtime: object) -> str | None:
-    """The docker host a python-on-whales based runtime talks to, if it says."""
-    config = getattr(getattr(runtime, "docker", None), "client_config", None)
-    host = getattr(config, "host", None)
-    return str(host) if host else None
-
-
 __all__ = [
     "CHANNEL_PROTOCOLS",
     "PORTFORWARD_PROTOCOL",
-    "DockerEngine",
     "StreamLookupError",
     "StreamingServer",
     "demux",

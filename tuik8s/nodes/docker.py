@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -42,7 +43,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,6 +104,13 @@ NODE_LABEL = "tuik8s.node"
 POD_CIDR_LABEL = "tuik8s.pod-cidr"
 MAX_NODES = 200
 MAX_CLUSTERS = 12  # 10.244/16 .. 10.255/16
+# Lab indexes handed out but whose network does not exist yet, machine-wide (see
+# `DockerNodeProvider.network`); a user who is not root (and so cannot run a lab, only
+# allocate its addresses) keeps them in the cache.
+LAB_REGISTRY = Path("/var/lib/tuik8s/labs")
+# How long a reservation holds without its network: `tuik8s up` allocates, starts the
+# control plane and may build the images (minutes on a cold machine) before the network.
+RESERVATION_GRACE = 3600.0
 
 # The flags that run a full dockerd in a container on these machines (LAB.md): plain
 # --privileged fails here for want of CAP_SYS_RESOURCE in the bounding set.
@@ -753,6 +761,7 @@ class DockerNodeProvider:
         self.preload = tuple(preload)
         # called once the network exists: can nodes reach the API server at its gateway?
         self.api_check: Callable[[LabNetwork], Awaitable[None]] | None = None
+        self.registry = lab_registry()
 
     # ---- naming and state on disk ----------------------------------------------------
 
@@ -773,20 +782,22 @@ class DockerNodeProvider:
         return name[len(prefix):] if name.startswith(prefix) else name
 
     async def network(self, *, allocate: bool = False) -> LabNetwork | None:
-        """This cluster's lab addresses: from its docker network, else from the lab's
-        state file, else (with `allocate`) the first free index, remembered."""
+        """This cluster's lab addresses: from its docker network, else (with `allocate`) a
+        reservation, else the lab's state file (what it had last time).
+
+        An index is free when no docker network overlaps its subnet and no other lab holds
+        it: reserved machine-wide (`LAB_REGISTRY`, under a lock) and not yet given its
+        network, or remembered by a cluster in a data dir beside this one. `tuik8s up` and
+        the e2e tests allocate before the network exists (the API server must advertise the
+        gateway first), so the reservation is what keeps two labs started together, from
+        any data dirs, off the same subnet. A lab prefers the index it had before."""
         found = await self._network_subnet()
         if found is not None:
             return LabNetwork(self.cluster, int(found.split(".")[2]))
-        state = self.lab_dir / "lab.json"
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            return LabNetwork(self.cluster, int(json.loads(state.read_text())["index"]))
-        if not allocate:
-            return None
-        index = await self._free_index()
-        self.lab_dir.mkdir(parents=True, exist_ok=True)
-        state.write_text(json.dumps({"cluster": self.cluster, "index": index}) + "\n")
-        return LabNetwork(self.cluster, index)
+        remembered = self._remembered_index()
+        if allocate:
+            return LabNetwork(self.cluster, await self._reserve(remembered))
+        return LabNetwork(self.cluster, remembered) if remembered is not None else None
 
     async def network_exists(self) -> bool:
         return await self._network_subnet() is not None
@@ -800,30 +811,70 @@ class DockerNodeProvider:
         subnets = out.split()
         return subnets[0] if subnets else None
 
-    async def _free_index(self) -> int:
-        """Cluster "default" is 0; any other takes the lowest index that no docker network
-        and no other cluster's lab (in the data dirs beside ours) uses."""
-        out = await run("docker", "network", "ls", "-q", within=30)
-        used: set[ipaddress.IPv4Network] = set()
-        if out.split():
-            subnets = await run("docker", "network", "inspect", "--format",
-                                "{{range .IPAM.Config}}{{.Subnet}} {{end}}", *out.split(), within=30)
-            for s in subnets.split():
-                with contextlib.suppress(ValueError):
-                    net = ipaddress.ip_network(s, strict=False)
-                    if isinstance(net, ipaddress.IPv4Network):
-                        used.add(net)
-        taken: set[int] = set()
+    @property
+    def _state_file(self) -> Path:
+        return self.lab_dir / "lab.json"
+
+    def _remembered_index(self) -> int | None:
+        return _lab_index(self._state_file)
+
+    async def _reserve(self, remembered: int | None) -> int:
+        """Cluster "default" is 0; any other the index it had, if still free, else the
+        lowest free one. Recorded in the registry and in the lab's state file."""
+        candidates = [0] if self.cluster == "default" else list(range(1, MAX_CLUSTERS))
+        if remembered in candidates:
+            candidates.remove(remembered)
+            candidates.insert(0, remembered)
+        async with _registry_lock(self.registry):
+            networks = await _docker_subnets()
+            if self.network_name in networks:  # made meanwhile, by another `lab up` of this cluster
+                return int(str(networks[self.network_name][0].network_address).split(".")[2])
+            used = [net for nets in networks.values() for net in nets]
+            taken = self._held_elsewhere()
+            for index in candidates:
+                candidate = ipaddress.ip_network(LabNetwork(self.cluster, index).subnet)
+                if index not in taken and not any(candidate.overlaps(u) for u in used):
+                    break
+            else:
+                raise LabError(f"no free lab subnet left in 172.30.0.0/20 for cluster {self.cluster}: "
+                               "`tuik8s lab down --cluster NAME` a lab you no longer use")
+            self._release()
+            self.lab_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomic(self._state_file, json.dumps({"cluster": self.cluster, "index": index}) + "\n", 0o644)
+            record = {"cluster": self.cluster, "data_dir": str(self.data_dir.resolve()), "at": time.time()}
+            _write_atomic(self.registry / f"{index}.json", json.dumps(record) + "\n", 0o644)
+        return index
+
+    def _held_elsewhere(self) -> set[int]:
+        """Indexes other labs hold: live reservations (stale ones, whose lab is gone or
+        which outlived `RESERVATION_GRACE`, are dropped) and siblings' remembered ones."""
+        held: set[int] = set()
+        mine = self.data_dir.resolve()
+        for entry in self.registry.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+                record = json.loads(entry.read_text())
+                index, owner = int(entry.stem), Path(record["data_dir"])
+                if owner == mine:
+                    continue
+                if _lab_index(owner / "lab" / "lab.json") == index \
+                        and time.time() - float(record["at"]) < RESERVATION_GRACE:
+                    held.add(index)
+                    continue
+                entry.unlink(missing_ok=True)
         for state in self.data_dir.parent.glob("*/lab/lab.json"):
             if state.parent.parent != self.data_dir:
-                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                    taken.add(int(json.loads(state.read_text())["index"]))
-        # 0 is kept for the default cluster, which always gets it
-        for index in [0] if self.cluster == "default" else range(1, MAX_CLUSTERS):
-            candidate = ipaddress.ip_network(LabNetwork(self.cluster, index).subnet)
-            if index not in taken and not any(candidate.overlaps(u) for u in used):
-                return index
-        raise LabError(f"no free lab subnet left in 172.30.0.0/20 for cluster {self.cluster}")
+                index_ = _lab_index(state)
+                if index_ is not None:
+                    held.add(index_)
+        return held
+
+    def _release(self) -> None:
+        """Drop this lab's reservations: its network holds the subnet now, or it is gone."""
+        mine = str(self.data_dir.resolve())
+        for entry in self.registry.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+                if json.loads(entry.read_text())["data_dir"] == mine:
+                    entry.unlink(missing_ok=True)
 
     # ---- reading the lab -----------------------------------------------------------------
 
@@ -899,15 +950,29 @@ class DockerNodeProvider:
         """The cluster's network and the host rule for pod traffic across its bridge."""
         net = await self.network(allocate=True)
         assert net is not None
-        if await self._network_subnet() is None:
-            await run(
-                "docker", "network", "create", "--driver", "bridge", "--internal",
-                "--subnet", net.subnet, "--gateway", net.gateway,
-                "--label", f"{CLUSTER_LABEL}={self.cluster}", net.name,
-                within=60, what=f"docker network create {net.name}",
-            )
+        for attempt in range(3):
+            if await self._network_subnet() is not None:
+                break
+            try:
+                await run(
+                    "docker", "network", "create", "--driver", "bridge", "--internal",
+                    "--subnet", net.subnet, "--gateway", net.gateway,
+                    "--label", f"{CLUSTER_LABEL}={self.cluster}", net.name,
+                    within=60, what=f"docker network create {net.name}",
+                )
+            except LabError as e:
+                # a network made since the reservation (not by a lab) took the subnet:
+                # the next allocation sees it and moves on
+                if "Pool overlaps" not in str(e) or attempt == 2:
+                    raise
+                net = await self.network(allocate=True)
+                assert net is not None
+                continue
+            with contextlib.suppress(LabError, OSError):
+                await _registry_locked(self.registry, self._release)
             if undo is not None:
-                undo.add(f"network {net.name}", lambda: self._remove_network(net))
+                undo.add(f"network {net.name}", functools.partial(self._remove_network, net))
+            break
         bridge = await self._bridge(net)
         if await _host_rule(bridge, "-C", self.cluster):
             return net
@@ -1198,6 +1263,8 @@ class DockerNodeProvider:
         net = await self.network()
         if net is not None:
             await self._remove_network(net)
+        with contextlib.suppress(LabError, OSError):
+            await _registry_locked(self.registry, self._release)
         shutil.rmtree(self.lab_dir / "nodes", ignore_errors=True)
         shutil.rmtree(self.lab_dir / "shared", ignore_errors=True)
 
@@ -1214,6 +1281,72 @@ class DockerNodeProvider:
             while await _host_rule(bridge, "-C", self.cluster):
                 await _host_rule(bridge, "-D", self.cluster)
             await run("docker", "network", "rm", net.name, within=60, what=f"docker network rm {net.name}")
+
+
+# --- the machine-wide registry of lab indexes -------------------------------------------------
+
+
+def lab_registry() -> Path:
+    return LAB_REGISTRY if _is_root() else cache_dir() / "labs"
+
+
+def _lab_index(state: Path) -> int | None:
+    """The index a lab's state file (DATA/lab/lab.json) remembers."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return int(json.loads(state.read_text())["index"])
+    return None
+
+
+@contextlib.asynccontextmanager
+async def _registry_lock(registry: Path) -> AsyncIterator[None]:
+    """The registry to ourselves, across processes (flock, polled so a wait can be cancelled)."""
+    try:
+        fd = await asyncio.to_thread(_open_lock, registry)
+    except OSError as e:
+        raise LabError(f"cannot use the lab registry {registry}: {e.strerror or e}") from None
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # and with it the lock
+
+
+def _open_lock(registry: Path) -> int:
+    registry.mkdir(parents=True, exist_ok=True)
+    return os.open(registry / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+
+
+async def _registry_locked(registry: Path, step: Callable[[], None]) -> None:
+    async with _registry_lock(registry):
+        step()
+
+
+async def _docker_subnets() -> dict[str, list[ipaddress.IPv4Network]]:
+    """The IPv4 subnets of every docker network on this engine, by network name."""
+    for attempt in range(3):
+        out = await run("docker", "network", "ls", "-q", within=30)
+        try:
+            lines = await run("docker", "network", "inspect", "--format",
+                              "{{.Name}} {{range .IPAM.Config}}{{.Subnet}} {{end}}", *out.split(),
+                              within=30) if out.split() else ""
+            break
+        except LabError as e:  # one removed between the list and the inspect: list again
+            if "No such network" not in str(e) or attempt == 2:
+                raise
+    found: dict[str, list[ipaddress.IPv4Network]] = {}
+    for line in lines.splitlines():
+        name, *subnets = line.split() or [""]
+        for s in subnets:
+            with contextlib.suppress(ValueError):
+                net = ipaddress.ip_network(s, strict=False)
+                if isinstance(net, ipaddress.IPv4Network):
+                    found.setdefault(name, []).append(net)
+    return found
 
 
 async def _all(coros: Iterable[Coroutine[Any, Any, T]]) -> list[T]:

@@ -141,7 +141,10 @@ async def lab_network(cluster: str, data_dir: Path) -> LabNetwork:
         for other in Path(data_dir).parent.glob("*/lab/lab.json"):
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                 taken.add(int(json.loads(other.read_text())["index"]))
-        index = 0 if cluster == "default" else min(set(range(1, 12)) - taken)
+        free = sorted(set(range(1, 12)) - taken)
+        if cluster != "default" and not free:
+            raise LabError(f"no free lab subnet left in 172.30.0.0/20 for cluster {cluster}; remove a lab with `tuik8s lab down`") from None
+        index = 0 if cluster == "default" else free[0]
         state.parent.mkdir(parents=True, exist_ok=True)
         state.write_text(json.dumps({"cluster": cluster, "index": index}) + "\n")
         return LabNetwork(cluster, index)

@@ -7,6 +7,7 @@ often: a relist must not re-inspect containers whose state did not change.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,7 +26,13 @@ from tuik8s.kubelet.runtime import (
     SandboxConfig,
 )
 from tuik8s.kubelet.runtime.docker import DockerRuntime, container_create_body, sandbox_create_body
-from tuik8s.kubelet.runtime.engine import EngineClient, EngineError, demultiplex, engine_host
+from tuik8s.kubelet.runtime.engine import (
+    EngineClient,
+    EngineError,
+    demultiplex,
+    engine_host,
+    split_frames,
+)
 
 SCOPE = {"tuik8s.node": "n1", "tuik8s.cluster": "c1"}
 
@@ -362,3 +369,54 @@ async def test_a_restarted_engine_is_reached_again_on_the_next_read(tmp_path: Pa
     finally:
         await client.close()
         await runner.cleanup()
+
+
+async def _fake_hijacking_engine(sock: Path, seen: list[bytes]) -> asyncio.AbstractServer:
+    """A unix socket that answers an `Upgrade: tcp` request as dockerd does (101, then the
+    process's multiplexed output), and a 404 with a JSON message for a missing exec."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length")), b"0"))
+        seen.append(head + await reader.readexactly(length))
+        if b"/exec/gone/" in head:
+            body = b'{"message":"No such exec instance: gone"}'
+            writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        else:
+            writer.write(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+            stdin = await reader.readline()
+            writer.write(bytes([1, 0, 0, 0, 0, 0, 0, len(stdin)]) + stdin + bytes([2, 0, 0, 0, 0, 0, 0, 1]) + b"!")
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_unix_server(serve, str(sock))
+
+
+async def test_exec_and_attach_streams_are_hijacked_connections_to_the_same_engine(tmp_path: Path) -> None:
+    sock, seen = tmp_path / "docker.sock", []
+    server = await _fake_hijacking_engine(sock, seen)
+    client = EngineClient(f"unix://{sock}")
+    try:
+        reader, writer = await client.exec_stream("e1", tty=False)
+        writer.write(b"hello\n")
+        buffer = bytearray(await reader.read())
+        writer.close()
+        assert split_frames(buffer) == [(1, b"hello\n"), (2, b"!")] and buffer == bytearray()
+        assert seen[0].startswith(b"POST /exec/e1/start HTTP/1.1\r\n") and b"Upgrade: tcp" in seen[0]
+        assert seen[0].endswith(b'{"Detach": false, "Tty": false}')
+        _, writer = await client.attach_stream("c1", stdin=True, stdout=True, stderr=False)
+        writer.write(b"\n")
+        writer.close()
+        assert seen[1].startswith(b"POST /containers/c1/attach?stream=1&stdin=1&stdout=1&stderr=0 HTTP/1.1")
+        with pytest.raises(EngineError, match="^No such exec instance: gone$") as missing:
+            await client.exec_stream("gone", tty=True)
+        assert missing.value.missing
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
+    with pytest.raises(EngineError, match="does not answer") as unreachable:
+        await client.exec_stream("e1", tty=False)
+    assert unreachable.value.status == 0

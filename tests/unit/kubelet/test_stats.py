@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tuik8s.kubelet.stats import (
+    StatsProvider,
     cgroup_usage,
-    docker_endpoint,
     machine_usage,
     own_cgroups,
     working_set,
@@ -51,9 +51,15 @@ def test_docker_stats_working_set_and_hosts() -> None:
     assert working_set({"usage": 1000, "stats": {"total_inactive_file": 100}}) == 900.0
     assert working_set({"usage": 1000, "stats": {"inactive_file": 300}}) == 700.0
     assert working_set({}) is None
-    assert docker_endpoint("unix:///run/docker.sock") == ("/run/docker.sock", "http://docker")
-    assert docker_endpoint("tcp://10.0.0.1:2375") == ("", "http://10.0.0.1:2375")
-    assert docker_endpoint("ssh://me@host") is None
+    assert StatsProvider("unix:///run/docker.sock").engine.addressable
+    assert StatsProvider("tcp://10.0.0.1:2375").engine.addressable
+    assert not StatsProvider("ssh://me@host").engine.addressable
+
+
+async def test_no_addressable_engine_means_no_container_figures_not_an_error() -> None:
+    provider = StatsProvider("ssh://me@host")
+    assert await provider.containers() == []
+    assert "resource_scrape_error 0" in await provider.document()
 
 
 def test_hollow_usage_comes_from_annotations_or_defaults() -> None:

@@ -11,7 +11,6 @@ from tuik8s.kubelet.streaming import (
     STDOUT,
     StreamLookupError,
     demux,
-    docker_socket,
     running_container,
     status_of,
 )
@@ -48,10 +47,3 @@ def test_running_container_or_upstreams_errors():
         running_container(pod({"waiting": {"reason": "CrashLoopBackOff"}}), "c")
     with pytest.raises(StreamLookupError, match="pod does not exist"):
         running_container(None, "c")
-
-
-def test_docker_socket(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("DOCKER_HOST", raising=False)
-    assert docker_socket("unix:///run/other.sock") == "/run/other.sock"
-    assert docker_socket(None) == "/var/run/docker.sock"
-    assert docker_socket("tcp://10.0.0.1:2375") == "/var/run/docker.sock"

@@ -10,6 +10,13 @@ concurrently and without a thread. Pulls and log streaming stay with the CLI
 (`runtime.docker`): they are not on a hot path, and the CLI brings the user's registry
 credentials.
 
+The same client serves the kubelet's other engine users: one-shot container stats
+(`stats`) and the exec / attach streams of `kubectl exec` (`streaming`). Those two
+streams are hijacked connections (`Upgrade: tcp`: after the answer's headers the
+connection carries the process's raw bytes both ways), which aiohttp cannot hand over, so
+`exec_stream` / `attach_stream` write that one request by hand on a connection of their
+own, to the same address.
+
 The host is a `DOCKER_HOST`-style URL: `unix:///var/run/docker.sock` (the default) or
 `tcp://HOST:PORT` (TLS when `DOCKER_TLS_VERIFY` is set, with `DOCKER_CERT_PATH`'s files,
 as the CLI does). Paths are unversioned: the engine answers in its own API version, and
@@ -22,10 +29,11 @@ import asyncio
 import json
 import os
 import ssl
+import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 
@@ -34,6 +42,8 @@ DEFAULT_HOST = "unix:///var/run/docker.sock"
 # two-core machine with ten pods starting at once takes seconds, not minutes.
 REQUEST_TIMEOUT = 120.0
 EXIT_CODE_WAITS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+STREAM_BUFFER = 256 * 1024  # a hijacked stream's read buffer
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class EngineError(Exception):
@@ -71,6 +81,13 @@ def _tls_context(environ: Mapping[str, str]) -> ssl.SSLContext | None:
     return ctx
 
 
+def docker_host_of(runtime: object) -> str | None:
+    """The docker host a python-on-whales based runtime talks to, if it says."""
+    config = getattr(getattr(runtime, "docker", None), "client_config", None)
+    host = getattr(config, "host", None)
+    return str(host) if host else None
+
+
 class EngineClient:
     """An async client of one Docker engine; `close()` it when done.
 
@@ -95,6 +112,22 @@ class EngineClient:
         else:
             self._socket, self._base = None, ""
         self._session: aiohttp.ClientSession | None = None
+
+    def _stream_tls(self) -> ssl.SSLContext | None:
+        """TLS for a hand-made connection, as the session's connector does it (`ssl=False`
+        on an https:// host: encrypted, unverified)."""
+        if isinstance(self._tls, ssl.SSLContext):
+            return self._tls
+        if not self._base.startswith("https://"):
+            return None
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        return ctx
+
+    @property
+    def addressable(self) -> bool:
+        """False for a host this client cannot speak to (not unix:// or tcp://)."""
+        return bool(self._base)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -165,15 +198,46 @@ class EngineClient:
             break
         raise EngineError(0, f"the Docker engine at {self.host} does not answer: {why}")
 
+    async def hijack(self, path: str, *, params: Mapping[str, str] | None = None, body: Any = None) -> Stream:
+        """`POST path` asking the engine to hijack the connection (`Upgrade: tcp`); the raw
+        stream once it has answered 101 (or 200, as older engines do). Raises `EngineError`."""
+        if not self._base:
+            raise EngineError(0, f"the kubelet cannot reach a Docker engine at {self.host!r}: give unix:// or tcp://")
+        try:
+            if self._socket is not None:
+                reader, writer = await asyncio.open_unix_connection(self._socket, limit=STREAM_BUFFER)
+            else:
+                parts = urlsplit(self._base)
+                reader, writer = await asyncio.open_connection(
+                    parts.hostname, parts.port or 2375, ssl=self._stream_tls(), limit=STREAM_BUFFER,
+                )
+        except (OSError, ValueError) as e:
+            raise EngineError(0, f"the Docker engine at {self.host} does not answer: {e}") from None
+        try:
+            status, headers = await _hijack_request(reader, writer, path, params, body, urlsplit(self._base).netloc)
+            if status not in (101, 200):
+                raise EngineError(status, _error_message(await _read_body(headers, reader), status))
+        except BaseException as e:
+            writer.close()
+            if isinstance(e, (OSError, asyncio.IncompleteReadError, ValueError)):
+                raise EngineError(0, f"the Docker engine at {self.host} does not answer: {e}") from None
+            raise
+        return reader, writer
+
     # ---- the calls --------------------------------------------------------------
 
     async def version(self) -> dict[str, Any]:
         return dict(await self.request("GET", "/version") or {})
 
-    async def list_containers(self, labels: Sequence[str]) -> list[dict[str, Any]]:
-        """Every container (any state) carrying all of `labels` (`key` or `key=value`)."""
-        params = {"all": "1", "filters": json.dumps({"label": list(labels)})}
-        return list(await self.request("GET", "/containers/json", params=params) or [])
+    async def list_containers(
+        self, labels: Sequence[str], *, running_only: bool = False, time_limit: float | None = REQUEST_TIMEOUT,
+    ) -> list[dict[str, Any]]:
+        """Every container (any state, or only running ones) carrying all of `labels` (`key`
+        or `key=value`)."""
+        params = {"filters": json.dumps({"label": list(labels)})}
+        if not running_only:
+            params["all"] = "1"
+        return list(await self.request("GET", "/containers/json", params=params, time_limit=time_limit) or [])
 
     async def inspect_container(self, container_id: str) -> dict[str, Any]:
         return dict(await self.request("GET", f"/containers/{quote(container_id, safe='')}/json") or {})
@@ -211,24 +275,107 @@ class EngineClient:
             "DELETE", f"/containers/{quote(container_id, safe='')}", params={"force": "1", "v": "1"}
         )
 
+    async def container_stats(self, container_id: str, time_limit: float | None = REQUEST_TIMEOUT) -> dict[str, Any]:
+        """One reading of the container's usage (`stream=false&one-shot=true`: no waiting
+        for a second sample); empty figures for one that is not running."""
+        return dict(await self.request(
+            "GET", f"/containers/{quote(container_id, safe='')}/stats",
+            params={"stream": "false", "one-shot": "true"}, time_limit=time_limit,
+        ) or {})
+
+    async def exec_create(
+        self, container_id: str, argv: Sequence[str], *,
+        stdin: bool = False, stdout: bool = True, stderr: bool = True, tty: bool = False,
+    ) -> str:
+        """A command ready to start in the container; its exec id."""
+        created = await self.request("POST", f"/containers/{quote(container_id, safe='')}/exec", body={
+            "Cmd": list(argv), "AttachStdin": stdin, "AttachStdout": stdout, "AttachStderr": stderr, "Tty": tty,
+        })
+        return str((created or {}).get("Id") or "")
+
+    async def exec_exit_code(self, exec_id: str, waits: Sequence[float] = EXIT_CODE_WAITS) -> int | None:
+        """The command's exit code, None while it still runs after `waits`: its stream can
+        end a moment before the engine records the exit."""
+        for pause in waits:
+            await asyncio.sleep(pause)
+            info = dict(await self.request("GET", f"/exec/{quote(exec_id, safe='')}/json") or {})
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                return int(code) if code is not None else None
+        return None
+
     async def exec_run(self, container_id: str, argv: Sequence[str]) -> tuple[int, bytes]:
         """Run `argv` in the container to its end: (exit code, stdout and stderr as they
         came). Without a tty and a stdin, the engine streams the output as the answer to
         `exec start` and closes it at the end, which plain HTTP reads; cancelling leaves
         the command running, as `docker exec` does when it is interrupted."""
-        created = await self.request(
-            "POST", f"/containers/{quote(container_id, safe='')}/exec",
-            body={"Cmd": list(argv), "AttachStdout": True, "AttachStderr": True, "Tty": False},
-        )
-        exec_id = quote(str((created or {}).get("Id") or ""), safe="")
-        raw = await self.send("POST", f"/exec/{exec_id}/start", body={"Detach": False, "Tty": False}, time_limit=None)
-        info: dict[str, Any] = {}
-        for pause in EXIT_CODE_WAITS:  # the stream can end a moment before the engine records the exit
-            await asyncio.sleep(pause)
-            info = dict(await self.request("GET", f"/exec/{exec_id}/json") or {})
-            if not info.get("Running"):
-                break
-        return int(info.get("ExitCode") or 0), demultiplex(raw)
+        exec_id = await self.exec_create(container_id, argv)
+        raw = await self.send("POST", f"/exec/{quote(exec_id, safe='')}/start", body={"Detach": False, "Tty": False}, time_limit=None)
+        return await self.exec_exit_code(exec_id) or 0, demultiplex(raw)
+
+    async def exec_stream(self, exec_id: str, tty: bool) -> Stream:
+        """Start a created command with its stdio on a hijacked stream: raw bytes with a
+        tty, else the multiplexed frames (`split_frames`)."""
+        return await self.hijack(f"/exec/{quote(exec_id, safe='')}/start", body={"Detach": False, "Tty": tty})
+
+    async def attach_stream(self, container_id: str, *, stdin: bool, stdout: bool, stderr: bool) -> Stream:
+        """The running container's stdio on a hijacked stream (as `docker attach`)."""
+        params = {"stream": "1", "stdin": str(int(stdin)), "stdout": str(int(stdout)), "stderr": str(int(stderr))}
+        return await self.hijack(f"/containers/{quote(container_id, safe='')}/attach", params=params)
+
+    async def resize(self, kind: str, ident: str, width: int, height: int) -> None:
+        """Resize the tty of an `exec` or of a `containers`' process."""
+        await self.request("POST", f"/{kind}/{quote(ident, safe='')}/resize", params={"h": str(height), "w": str(width)})
+
+
+async def _hijack_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
+    params: Mapping[str, str] | None, body: Any, host: str,
+) -> tuple[int, dict[str, str]]:
+    """Write the upgrade request; the answer's status and headers (lower-case names)."""
+    data = json.dumps(body).encode() if body is not None else b""
+    target = path + ("?" + urlencode(dict(params)) if params else "")
+    head = [f"POST {target} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(data)}",
+            "Connection: Upgrade", "Upgrade: tcp"]
+    if body is not None:
+        head.append("Content-Type: application/json")
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
+    parts = (await reader.readline()).split(None, 2)
+    status = int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
+    headers: dict[str, str] = {}
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            return status, headers
+        key, _, value = line.decode("latin-1").partition(":")
+        headers[key.strip().lower()] = value.strip()
+
+
+async def _read_body(headers: Mapping[str, str], reader: asyncio.StreamReader) -> bytes:
+    """An error answer's body on a connection read by hand (chunked, sized or to its end)."""
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        out = bytearray()
+        while size := int((await reader.readline()).split(b";")[0].strip() or b"0", 16):
+            out += await reader.readexactly(size)
+            await reader.readline()
+        return bytes(out)
+    if "content-length" in headers:
+        return await reader.readexactly(int(headers["content-length"]))
+    return await reader.read()
+
+
+def split_frames(buffer: bytearray) -> list[tuple[int, bytes]]:
+    """Whole frames of the engine's multiplexed stream (`[stream,0,0,0,size32]payload`) as
+    (stream, payload), consumed from the front of `buffer`; a partial frame stays there for
+    the next read. Stream 2 is stderr; 0 and 1 are stdout."""
+    frames: list[tuple[int, bytes]] = []
+    while len(buffer) >= 8:
+        stream, size = buffer[0], struct.unpack(">I", buffer[4:8])[0]
+        if len(buffer) < 8 + size:
+            break
+        frames.append((2 if stream == 2 else 1, bytes(buffer[8:8 + size])))
+        del buffer[:8 + size]
+    return frames
 
 
 def demultiplex(raw: bytes) -> bytes:
@@ -255,4 +402,4 @@ def _error_message(data: bytes, status: int) -> str:
     return " ".join(message.split()) or f"the Docker engine answered {status}"
 
 
-__all__ = ["DEFAULT_HOST", "EngineClient", "EngineError", "demultiplex", "engine_host"]
+__all__ = ["DEFAULT_HOST", "EngineClient", "EngineError", "demultiplex", "docker_host_of", "engine_host", "split_frames"]
