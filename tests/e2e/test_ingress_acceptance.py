@@ -416,7 +416,10 @@ def test_stopping_a_node_traffic_recovers_on_the_other_nodes(cluster: Cluster) -
           f"{placed - stopped:.1f} s", flush=True)
     assert victim not in remaining.values()
     nodes = cluster.pod_nodes("blog")
-    assert all(o.ok for o in during if o.at > stopped + recovery)
+    # Requests sent while the node was dying may fail (one sent on a kept-alive connection to
+    # a pod whose node vanishes hangs until the client gives up, as it would behind any
+    # proxy); every request sent once the node was gone and traffic had recovered must not.
+    assert all(o.ok for o in during if o.at - o.latency > max(down, stopped + recovery))
     gone = [o for o in during if o.at > down]
     assert all(nodes.get(o.what) != victim for o in gone), "a pod on the stopped node answered after it stopped"
     assert len({nodes.get(o.what) for o in load.since(placed)}) >= 2 or len(set(remaining.values())) == 1

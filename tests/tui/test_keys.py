@@ -35,11 +35,14 @@ async def test_pods_list_live_and_filter_narrows(api: ApiClient):
         table = app.browser.table
         await until(pilot, lambda: table.row_count >= 2 and app.browser.feed.synced, "the web pods")
         pods = await web_pods(api)
-        text = screen_text(app)
+        # the rows are in the model; the screen shows them at its next refresh
+        def shown() -> str | None:
+            text = screen_text(app)
+            return text if all(p["metadata"]["name"] in text for p in pods) else None
+
+        text = await until(pilot, shown, "the web pods on screen")
         assert "NAME" in text and "READY" in text and "STATUS" in text and "RESTARTS" in text
         assert "NAMESPACE" not in text  # one namespace: kubectl hides the column
-        for pod in pods:
-            assert pod["metadata"]["name"] in text
         assert "Running" in text
         # a pod created now appears without any key
         await api.create("configmaps", {"metadata": {"name": "marker"}}, NS)

@@ -41,6 +41,7 @@ MASTERS_GROUP = "system:masters"
 # Upstream adds this group to every user any authenticator accepts; RBAC rules rely on it.
 AUTHENTICATED_GROUP = "system:authenticated"
 RELOAD_INTERVAL = 1.0
+MISS_RELOAD_INTERVAL = 0.05
 
 
 class TokenFileError(Exception):
@@ -72,7 +73,13 @@ class TokenAuthenticator:
             return None
         self._maybe_reload()
         presented = token.encode()
-        entry = self._by_digest.get(hashlib.sha256(presented).digest())
+        digest = hashlib.sha256(presented).digest()
+        entry = self._by_digest.get(digest)
+        if entry is None:
+            # a token created a moment ago (`tuik8s token create`, then use at once) must
+            # not wait out the reload interval; misses look at the file at most 20 times a second
+            self._maybe_reload(MISS_RELOAD_INTERVAL)
+            entry = self._by_digest.get(digest)
         if entry is None:
             return None
         stored, user = entry
@@ -80,12 +87,12 @@ class TokenAuthenticator:
             return None
         return user
 
-    def _maybe_reload(self) -> None:
+    def _maybe_reload(self, interval: float = RELOAD_INTERVAL) -> None:
         now = self._clock()
-        if self._checked_at is not None and now - self._checked_at < RELOAD_INTERVAL:
+        if self._checked_at is not None and now - self._checked_at < interval:
             return
         with self._lock:
-            if self._checked_at is not None and now - self._checked_at < RELOAD_INTERVAL:
+            if self._checked_at is not None and now - self._checked_at < interval:
                 return
             self._checked_at = now
             try:
