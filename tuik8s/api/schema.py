@@ -281,8 +281,10 @@ def field_warnings(fields: Iterable[str]) -> list[str]:
 
 
 def warning_header(text: str) -> str:
-    """A `Warning` response header value (RFC 7234 code 299, as the apiserver sends)."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    """A `Warning` response header value (RFC 7234 code 299, as the apiserver sends).
+    Control characters a client's field names bring in are escaped: aiohttp refuses to send
+    them and would drop the connection without an answer."""
+    escaped = errors.one_line(text.replace("\\", "\\\\").replace('"', '\\"'))
     return f'299 - "{escaped}"'
 
 

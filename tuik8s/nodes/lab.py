@@ -268,6 +268,16 @@ async def lab_up(args: argparse.Namespace) -> int:
     machines = await provider.up(args.nodes)
     wanted = [node_name(i) for i in range(1, args.nodes + 1)]
     summary = ", ".join(f"{m.name} {m.address} {m.pod_cidr}" for m in machines if m.name in wanted)
+    return await report_ready(plane, server, endpoint, args, wanted, summary, started,
+                              f"docker logs tuik8s-{args.cluster}-NODE")
+
+
+async def report_ready(
+    plane: Any, server: Any, endpoint: Any, args: argparse.Namespace, wanted: list[str], summary: str,
+    started: float, where_logs: str, label: str = "",
+) -> int:
+    """The end of every `lab up`: unless --no-wait, wait for the nodes' Ready and say so in one
+    line (or say which are not, and where to look)."""
     if args.no_wait:
         print(f"lab {args.cluster}: {_nodes(len(wanted))} running in {time.monotonic() - started:.1f}s ({summary})")
         return 0
@@ -276,9 +286,9 @@ async def lab_up(args: argparse.Namespace) -> int:
     if not_ready:
         which = ", ".join(f"{name} {why}" for name, why in not_ready.items())
         print(f"tuik8s: error: nodes not Ready after {took:.0f}s: {which} "
-              f"(the machines run; see `docker logs tuik8s-{args.cluster}-NODE`)", file=sys.stderr)
+              f"(the machines run; see `{where_logs}`)", file=sys.stderr)
         return 1
-    print(f"lab {args.cluster}: {_nodes(len(wanted))} Ready in {took:.1f}s ({summary})")
+    print(f"lab {args.cluster}{label}: {_nodes(len(wanted))} Ready in {took:.1f}s ({summary})")
     return 0
 
 

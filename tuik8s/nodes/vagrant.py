@@ -608,7 +608,7 @@ async def lab_join_config(args: argparse.Namespace) -> int:
 
 
 async def lab_up_vagrant(args: argparse.Namespace) -> int:
-    from tuik8s.nodes.lab import ControlPlane, _data_dir, _nodes, _say, wait_ready
+    from tuik8s.nodes.lab import ControlPlane, _data_dir, _say, report_ready
 
     if args.nodes < 1:
         raise LabError("--nodes must be at least 1")
@@ -631,19 +631,8 @@ async def lab_up_vagrant(args: argparse.Namespace) -> int:
     await provider.up(args.nodes)
     wanted = [node_name(i) for i in range(1, args.nodes + 1)]
     summary = ", ".join(f"{name} {net.node_ip(i)} {net.pod_cidr(i)}" for i, name in enumerate(wanted, start=1))
-    if args.no_wait:
-        print(f"lab {args.cluster}: {_nodes(len(wanted))} running in {time.monotonic() - started:.1f}s ({summary})")
-        return 0
-    not_ready = await wait_ready(plane, server, endpoint, wanted, args.wait)
-    took = time.monotonic() - started
-    if not_ready:
-        which = ", ".join(f"{name} {why}" for name, why in not_ready.items())
-        print(f"tuik8s: error: nodes not Ready after {took:.0f}s: {which} (the machines run; "
-              f"see `tuik8s lab status --cluster {args.cluster}`)", file=sys.stderr)
-        return 1
-    print(f"lab {args.cluster} (vagrant/{provider.vagrant_provider}): {_nodes(len(wanted))} Ready "
-          f"in {took:.1f}s ({summary})")
-    return 0
+    return await report_ready(plane, server, endpoint, args, wanted, summary, started,
+                              f"tuik8s lab status --cluster {args.cluster}", f" (vagrant/{provider.vagrant_provider})")
 
 
 async def lab_down_vagrant(args: argparse.Namespace) -> int:
