@@ -31,7 +31,7 @@ from tests.e2e.conftest import (
     wait_for,
 )
 from tuik8s.nodes.docker import REPO_ROOT, DockerNodeProvider
-from tuik8s.nodes.vagrant import vagrant_dir
+from tuik8s.nodes.vagrant import UP_ATTEMPTS, vagrant_dir, vagrant_docker_race
 
 pytestmark = [
     pytest.mark.lab,
@@ -60,6 +60,17 @@ class VagrantLab:
 
     def vagrant(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return sh("vagrant", *args, check=check, timeout=timeout, env=self.env())
+
+    def up(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`vagrant up`, run again (as `tuik8s lab up` does) when Vagrant's docker provider only
+        lost the race with a container removed elsewhere on the host meanwhile."""
+        for _ in range(UP_ATTEMPTS):
+            result = self.vagrant("up", *args, check=False)
+            if result.returncode == 0 or not vagrant_docker_race(result.stderr):
+                break
+            print(f"vagrant up {' '.join(args)}: a container elsewhere vanished while Vagrant listed them; again")
+        assert result.returncode == 0, f"vagrant up failed: {result.stderr.strip()}\n{result.stdout[-2000:]}"
+        return result
 
     def pods(self, selector: str) -> list[dict]:
         out = self.server.kubectl("get", "pods", "-l", selector, "-o", "json").stdout
@@ -94,7 +105,7 @@ def vlab(tmp_path_factory: pytest.TempPathFactory, lab_images: None) -> Iterator
 def up(vlab: VagrantLab) -> float:
     """`vagrant up --provider=docker`, then every Node Ready: how long it all took."""
     started = time.monotonic()
-    result = vlab.vagrant("up", "--provider=docker")
+    result = vlab.up("--provider=docker")
     assert "tuik8s: error" not in result.stdout + result.stderr
     wait_for(lambda: all(n in vlab.server.nodes() and ready(vlab.server.nodes()[n]) for n in NODES), timeout=120)
     took = time.monotonic() - started

@@ -66,6 +66,16 @@ DEFAULT_VAGRANT_PROVIDER = "docker"
 NODE_USER_PREFIX = "system:node:"
 UP_WITHIN = 1800.0  # VMs download a box and install packages on first up
 MAX_ERROR_CHARS = 400
+# Vagrant 2.3's docker provider inspects every container on the host before it creates one
+# (its port-collision check: `docker ps -a`, then `docker inspect` each); a container that
+# anything else removes in between fails that machine's `up`, though nothing is wrong with it.
+# `vagrant up` again carries on from where it stopped.
+UP_ATTEMPTS = 3
+
+
+def vagrant_docker_race(stderr: str) -> bool:
+    """Did `vagrant up` fail only on a container that vanished while Vagrant listed them?"""
+    return '"docker", "inspect"' in stderr and "No such object" in stderr
 
 
 def vagrant_dir(data_dir: Path) -> Path:
@@ -227,6 +237,10 @@ def node_env(config: dict[str, Any], node: str) -> dict[str, str]:
 # --- vagrant itself -------------------------------------------------------------------------
 
 
+class _VagrantRace(Exception):
+    """`vagrant up` met the docker provider's listing race (see `vagrant_docker_race`)."""
+
+
 def check_vagrant() -> None:
     if shutil.which("vagrant") is None:
         raise LabError("vagrant is not installed: `apt-get install --no-install-recommends vagrant` "
@@ -336,6 +350,18 @@ class VagrantNodeProvider:
 
     async def vagrant(self, *args: str, within: float = 600.0, n: int | None = None) -> str:
         """Run `vagrant ARGS` for this cluster; its stdout, or `LabError` in one line."""
+        for attempt in range(1, UP_ATTEMPTS + 1):
+            try:
+                return await self._vagrant_once(*args, within=within, n=n)
+            except _VagrantRace:
+                if attempt == UP_ATTEMPTS:
+                    raise LabError(f"vagrant {' '.join(args)} failed {UP_ATTEMPTS} times: a container on this "
+                                   "host vanished while Vagrant listed them; run it again") from None
+                self.say(f"vagrant {args[0]}: a container elsewhere on this host vanished while Vagrant "
+                         "listed them; running it again")
+        raise AssertionError("unreachable")
+
+    async def _vagrant_once(self, *args: str, within: float, n: int | None) -> str:
         check_vagrant()
         what = "vagrant " + " ".join(a for a in args if not a.startswith("--machine"))
         proc = await asyncio.create_subprocess_exec(
@@ -354,6 +380,8 @@ class VagrantNodeProvider:
             raise
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
         if proc.returncode != 0:
+            if args[0] == "up" and vagrant_docker_race(stderr):
+                raise _VagrantRace
             raise LabError(vagrant_error_line(stdout, stderr, what.strip()))
         return stdout
 

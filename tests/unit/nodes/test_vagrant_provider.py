@@ -141,6 +141,61 @@ def test_no_vagrant_is_one_line_saying_how_to_install_it(monkeypatch: pytest.Mon
         check_vagrant()
 
 
+RACE = """\
+An error occurred while executing the action on the 'node3'
+machine. Please handle this error then try again:
+
+A Docker command executed by Vagrant didn't complete successfully!
+Command: ["docker", "inspect", "44d0fb2c8c46", {:notify=>[:stdout, :stderr]}]
+
+Stderr: Error: No such object: 44d0fb2c8c46
+"""
+
+
+def _fake_vagrant(bin_dir: Path, failures: int, stderr: str) -> Path:
+    """A `vagrant` that fails its first FAILURES calls with STDERR; the calls are counted."""
+    bin_dir.mkdir()
+    calls = bin_dir / "calls"
+    (bin_dir / "stderr").write_text(stderr)
+    script = bin_dir / "vagrant"
+    script.write_text(f"""#!/bin/sh
+echo "$*" >> {calls}
+if [ "$(wc -l < {calls})" -le {failures} ]; then cat {bin_dir / "stderr"} >&2; exit 1; fi
+echo "machines up"
+""")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return calls
+
+
+def test_up_runs_again_when_a_container_elsewhere_vanished_while_vagrant_listed_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _fake_vagrant(tmp_path / "bin", 1, RACE)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    said: list[str] = []
+    provider = VagrantNodeProvider("c", tmp_path / "data", vagrant_provider="docker", say=said.append)
+    assert asyncio.run(provider.vagrant("up", "--provider=docker", "node1")).strip() == "machines up"
+    assert calls.read_text().splitlines() == ["up --provider=docker node1"] * 2
+    assert said == ["vagrant up: a container elsewhere on this host vanished while Vagrant listed them; running it again"]
+
+
+def test_up_gives_up_on_the_race_after_three_runs_and_other_failures_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _fake_vagrant(tmp_path / "race", 9, RACE)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'race'}:/usr/bin:/bin")
+    provider = VagrantNodeProvider("c", tmp_path / "data", vagrant_provider="docker")
+    with pytest.raises(LabError, match=r"^vagrant up --provider=docker failed 3 times: a container on this host "
+                                       r"vanished while Vagrant listed them; run it again$"):
+        asyncio.run(provider.vagrant("up", "--provider=docker"))
+    assert len(calls.read_text().splitlines()) == 3
+    calls = _fake_vagrant(tmp_path / "other", 9, "The provider 'libvirt' could not be found.\n")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'other'}:/usr/bin:/bin")
+    with pytest.raises(LabError, match=r"^vagrant up failed: The provider 'libvirt' could not be found\.$"):
+        asyncio.run(provider.vagrant("up"))
+    assert len(calls.read_text().splitlines()) == 1
+
+
 def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tuik8s")
     add_lab_parser(parser.add_subparsers(dest="command"))
