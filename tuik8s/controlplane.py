@@ -37,6 +37,7 @@ CONTROLLERS: tuple[tuple[str, str], ...] = (
     ("tuik8s.controllers.daemonset", "DaemonSetController"),
     ("tuik8s.controllers.job", "JobController"),
     ("tuik8s.controllers.endpoints", "EndpointsController"),
+    ("tuik8s.controllers.endpointslice", "EndpointSliceController"),
     ("tuik8s.controllers.nodelifecycle", "NodeLifecycleController"),
     ("tuik8s.controllers.horizontalpodautoscaler", "HorizontalPodAutoscalerController"),
 )

@@ -466,6 +466,16 @@ def _default_endpoints(obj: Obj) -> None:
             _default(port, "protocol", "TCP")
 
 
+def _default_endpoint_slice(obj: Obj) -> None:
+    """discovery/v1 SetDefaults_EndpointPort: a port's name is "" and its protocol TCP."""
+    for port in _dicts(obj, "ports"):
+        # pointers upstream: only an absent (nil) value is defaulted
+        if port.get("name") is None:
+            port["name"] = ""
+        if port.get("protocol") is None:
+            port["protocol"] = "TCP"
+
+
 def _default_secret(obj: Obj) -> None:
     _default(obj, "type", "Opaque")
     # Conversion from v1 folds stringData into data (it wins) and drops it.
@@ -550,6 +560,7 @@ _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "namespaces": _default_namespace,
     "nodes": _default_node,
     "endpoints": _default_endpoints,
+    "endpointslices.discovery.k8s.io": _default_endpoint_slice,
     "secrets": _default_secret,
     "deployments.apps": _default_deployment,
     "replicasets.apps": _default_replicaset,

@@ -601,6 +601,18 @@ _TABLE: dict[str, dict[str, str]] = {
             renewTime=4:MicroTime? leaseTransitions=5:int32? strategy=6? preferredHolder=7?
         """,
     },
+    "discovery": {
+        # discovery.k8s.io/v1
+        "EndpointSlice": "metadata=1:ObjectMeta addressType=4! endpoints=2:[]Endpoint ports=3:[]EndpointPort",
+        "Endpoint": """
+            addresses=1:[]string conditions=2:EndpointConditions hostname=3? targetRef=4:ObjectReference?
+            deprecatedTopology=5:{string} nodeName=6? zone=7? hints=8:EndpointHints?
+        """,
+        "EndpointConditions": "ready=1:bool? serving=2:bool? terminating=3:bool?",
+        "EndpointHints": "forZones=1:[]ForZone",
+        "ForZone": "name=1!",
+        "EndpointPort": "name=1? protocol=2? port=3:int32? appProtocol=4?",
+    },
     "policy": {
         # policy/v1
         "Eviction": "metadata=1:ObjectMeta deleteOptions=2:DeleteOptions?",
@@ -640,6 +652,7 @@ _KINDS: dict[tuple[str | None, str], str] = {
     ("autoscaling/v1", "HorizontalPodAutoscaler"): "autoscalingv1.HorizontalPodAutoscaler",
     ("autoscaling/v1", "Scale"): "autoscalingv1.Scale",
     ("coordination.k8s.io/v1", "Lease"): "coordination.Lease",
+    ("discovery.k8s.io/v1", "EndpointSlice"): "discovery.EndpointSlice",
     ("policy/v1", "Eviction"): "policy.Eviction",
     ("policy/v1beta1", "Eviction"): "policy.Eviction",
     ("authentication.k8s.io/v1", "TokenRequest"): "authentication.TokenRequest",

@@ -148,6 +148,9 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     # networking.k8s.io/v1
     _r("networking.k8s.io", "v1", "Ingress", "ingresses", short=("ing",), subs=(_STATUS,)),
     _r("networking.k8s.io", "v1", "IngressClass", "ingressclasses", namespaced=False),
+    # discovery.k8s.io/v1
+    _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices",
+       spec_fields=("addressType", "endpoints", "ports")),
     # autoscaling/v2
     _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
        short=("hpa",), categories=_ALL, subs=(_STATUS,)),

@@ -1918,20 +1918,130 @@ def _endpoint_address(address: Obj, path: str, errs: Errors) -> None:
     if node_name:
         _names(node_name, f"{path}.nodeName", is_dns1123_subdomain, errs)
     _map(address.get("targetRef"), f"{path}.targetRef", errs)
-    if ip is None:
-        return
+    if ip is not None:
+        _non_special_ip(ip, ip_text, f"{path}.ip", errs)
+
+
+def _non_special_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, ip_text: str, path: str, errs: Errors) -> None:
+    """Upstream's ValidateNonSpecialIP: an endpoint address no pod could be reached at."""
     if ip.is_unspecified:
-        errs.append(field_invalid(f"{path}.ip", ip_text, f"may not be unspecified ({ip_text})"))
+        errs.append(field_invalid(path, ip_text, f"may not be unspecified ({ip_text})"))
     if ip.is_loopback:
-        errs.append(field_invalid(f"{path}.ip", ip_text, "may not be in the loopback range (127.0.0.0/8, ::1/128)"))
+        errs.append(field_invalid(path, ip_text, "may not be in the loopback range (127.0.0.0/8, ::1/128)"))
     link_local = ipaddress.ip_network("169.254.0.0/16") if ip.version == 4 else ipaddress.ip_network("fe80::/10")
     if ip in link_local:
-        errs.append(field_invalid(f"{path}.ip", ip_text, "may not be in the link-local range (169.254.0.0/16, fe80::/10)"))
+        errs.append(field_invalid(path, ip_text, "may not be in the link-local range (169.254.0.0/16, fe80::/10)"))
     multicast = ipaddress.ip_network("224.0.0.0/24") if ip.version == 4 else ipaddress.ip_network("ff02::/16")
     if ip in multicast:
         errs.append(
-            field_invalid(f"{path}.ip", ip_text, "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)")
+            field_invalid(path, ip_text, "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)")
         )
+
+
+# ---- discovery.k8s.io ------------------------------------------------------------------------
+
+ADDRESS_TYPES = ("FQDN", "IPv4", "IPv6")
+MAX_SLICE_ENDPOINTS = 1000
+MAX_ENDPOINT_ADDRESSES = 100
+MAX_SLICE_PORTS = 20000
+MAX_TOPOLOGY_LABELS = 16
+MAX_ZONE_HINTS = 8
+
+
+def _too_many(path: str, count: int, limit: int) -> FieldError:
+    return FieldError(path, f"Too many: {count}: must have at most {limit} items", "FieldValueTooMany")
+
+
+def _validate_endpoint_slice(obj: Obj, errs: Errors, creating: bool) -> None:
+    """Upstream's ValidateEndpointSlice (pkg/apis/discovery/validation)."""
+    address_type = _enum(obj, "addressType", "addressType", ADDRESS_TYPES, errs)
+    endpoints = _maps(obj.get("endpoints"), "endpoints", errs)
+    if len(endpoints) > MAX_SLICE_ENDPOINTS:
+        errs.append(_too_many("endpoints", len(endpoints), MAX_SLICE_ENDPOINTS))
+    else:
+        for item_path, endpoint in endpoints:
+            _slice_endpoint(endpoint, item_path, address_type, errs)
+    ports = _maps(obj.get("ports"), "ports", errs)
+    if len(ports) > MAX_SLICE_PORTS:
+        errs.append(_too_many("ports", len(ports), MAX_SLICE_PORTS))
+        return
+    names: set[str] = set()
+    for item_path, port in ports:
+        name = _str(port.get("name"), f"{item_path}.name", errs)
+        if name:
+            _names(name, f"{item_path}.name", is_dns1123_label, errs)
+        if name in names:
+            errs.append(field_duplicate(f"{item_path}.name", name))
+        names.add(name)
+        _int(port.get("port"), f"{item_path}.port", errs)
+        _enum(port, "protocol", f"{item_path}.protocol", PROTOCOLS, errs)
+        app_protocol = port.get("appProtocol")
+        if app_protocol is not None:
+            _names(_str(app_protocol, f"{item_path}.appProtocol", errs), f"{item_path}.appProtocol", is_qualified_name, errs)
+
+
+def _slice_endpoint(endpoint: Obj, path: str, address_type: str, errs: Errors) -> None:
+    addresses = _strings(endpoint.get("addresses"), f"{path}.addresses", errs)
+    if not addresses:
+        errs.append(field_required(f"{path}.addresses", "must contain at least 1 address"))
+    elif len(addresses) > MAX_ENDPOINT_ADDRESSES:
+        errs.append(_too_many(f"{path}.addresses", len(addresses), MAX_ENDPOINT_ADDRESSES))
+    for item_path, address in addresses:
+        if address_type in ("IPv4", "IPv6"):
+            ip = _parse_ip(address)
+            if ip is None or ip.version != int(address_type[-1]):
+                errs.append(field_invalid(item_path, address, f"must be a valid {address_type} address"))
+            if ip is None:
+                errs.append(field_invalid(item_path, address, "must be a valid IP address"))
+            else:
+                _non_special_ip(ip, address, item_path, errs)
+        elif address_type == "FQDN":
+            _fqdn(address, item_path, errs)
+    _map(endpoint.get("conditions"), f"{path}.conditions", errs)
+    node_name = _str(endpoint.get("nodeName"), f"{path}.nodeName", errs)
+    if node_name:
+        _names(node_name, f"{path}.nodeName", is_dns1123_subdomain, errs)
+    topology = endpoint.get("deprecatedTopology")
+    if isinstance(topology, dict) and len(topology) > MAX_TOPOLOGY_LABELS:
+        errs.append(_too_many(f"{path}.deprecatedTopology", len(topology), MAX_TOPOLOGY_LABELS))
+    errs.extend(validate_labels(topology, f"{path}.deprecatedTopology"))
+    _str(endpoint.get("zone"), f"{path}.zone", errs)
+    hostname = endpoint.get("hostname")
+    if hostname is not None:
+        _names(_str(hostname, f"{path}.hostname", errs), f"{path}.hostname", is_dns1123_label, errs)
+    hints = _map(endpoint.get("hints"), f"{path}.hints", errs)
+    if hints is not None:
+        zones = _maps(hints.get("forZones"), f"{path}.hints.forZones", errs)
+        if len(zones) > MAX_ZONE_HINTS:
+            errs.append(_too_many(f"{path}.hints.forZones", len(zones), MAX_ZONE_HINTS))
+            return
+        seen: set[str] = set()
+        for item_path, for_zone in zones:
+            name = _str(for_zone.get("name"), f"{item_path}.name", errs)
+            if name in seen:
+                errs.append(field_duplicate(f"{item_path}.name", name))
+            seen.add(name)
+            _names(name, f"{item_path}.name", is_valid_label_value, errs)
+
+
+def _fqdn(name: str, path: str, errs: Errors) -> None:
+    """Upstream's IsFullyQualifiedDomainName: a DNS subdomain of two labels or more."""
+    if not name:
+        errs.append(field_required(path))
+        return
+    name = name.removesuffix(".")
+    problems = is_dns1123_subdomain(name)
+    if problems:
+        errs.append(field_invalid(path, name, ",".join(problems)))
+        return
+    if len(name.split(".")) < 2:
+        errs.append(field_invalid(path, name, "should be a domain with at least two segments separated by dots"))
+        return
+    for label in name.split("."):
+        problems = is_dns1123_label(label)
+        if problems:
+            errs.append(field_invalid(path, label, ",".join(problems)))
+            return
 
 
 def _data_keys(obj: Obj, errs: Errors, *, binary_key: str) -> tuple[dict, dict]:
@@ -2392,6 +2502,7 @@ _VALIDATORS: dict[str, Callable[[Obj, Errors, bool], None]] = {
     "nodes": _validate_node,
     "services": _validate_service,
     "endpoints": _validate_endpoints,
+    "endpointslices.discovery.k8s.io": _validate_endpoint_slice,
     "configmaps": _validate_config_map,
     "secrets": _validate_secret,
     "events": _validate_event,
@@ -2680,6 +2791,10 @@ def _update_ingress_class(new: Obj, old: Obj, errs: Errors) -> None:
     _immutable(_spec(new).get("controller"), _spec(old).get("controller"), "spec.controller", errs)
 
 
+def _update_endpoint_slice(new: Obj, old: Obj, errs: Errors) -> None:
+    _immutable(new.get("addressType"), old.get("addressType"), "addressType", errs)
+
+
 def _update_controller_revision(new: Obj, old: Obj, errs: Errors) -> None:
     if new.get("data") != old.get("data"):
         errs.append(_invalid_rendered("data", "runtime.RawExtension{...}", IMMUTABLE))
@@ -2697,6 +2812,7 @@ _UPDATE_VALIDATORS: dict[str, Callable[[Obj, Obj, Errors], None]] = {
     "controllerrevisions.apps": _update_controller_revision,
     "jobs.batch": _update_job,
     "ingressclasses.networking.k8s.io": _update_ingress_class,
+    "endpointslices.discovery.k8s.io": _update_endpoint_slice,
 }
 
 

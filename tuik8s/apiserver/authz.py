@@ -21,6 +21,12 @@ binding. Denials are a 403 `Forbidden` Status with upstream's message shape, e.g
 
 Discovery, OpenAPI and health (non-resource paths) are open to every authenticated user,
 as upstream's `system:discovery` role; `/metrics` to admins and readers.
+
+Exec, attach and port-forward over a WebSocket start with a GET (verb `get`), where SPDY
+posts (verb `create`). As upstream with AuthorizePodWebsocketUpgradeCreatePermission (on
+by default), a `pods/exec|attach|portforward` request by any other verb must be allowed
+`create` too, so being allowed to read a subresource never opens a shell. That denial is
+upstream's `pods "NAME" is forbidden: <why>`, `why` naming the `create` that is missing.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ _NODE_READABLE = frozenset({
     ("discovery.k8s.io", "endpointslices"),
 })
 _EVENTS = frozenset({("", "events"), ("events.k8s.io", "events")})
+# the pod subresources a stream is opened on: `create` is needed whatever the method
+CONNECT_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,13 @@ def attributes(method: str, path: str, query: Mapping[str, str]) -> Attributes:
     if not verb:
         verb = method.lower()
     return Attributes(verb, group, resource, sub, namespace, name, path)
+
+
+def needs_create_too(attrs: Attributes) -> bool:
+    """A `pods/exec|attach|portforward` request not already authorized as `create` (a
+    WebSocket's GET): upstream asks the authorizer for `create` as well."""
+    return (attrs.verb != "create" and (attrs.group, attrs.resource) == ("", "pods")
+            and attrs.subresource in CONNECT_SUBRESOURCES)
 
 
 class Denied(Exception):
@@ -154,18 +169,26 @@ class Authorizer:
         if MASTERS in groups:
             return
         try:
-            if not attrs.is_resource:
-                self._non_resource(user, groups, attrs)
-            elif NODES in groups and user.name.startswith(NODE_PREFIX):
-                await self._node(user.name[len(NODE_PREFIX):], user, attrs, read_body, content_type)
-            elif READERS in groups:
-                self._reader(user, attrs)
-            else:
-                raise Denied(rbac_denial(user, attrs))
+            await self._decide(user, groups, attrs, read_body, content_type)
+            if needs_create_too(attrs):
+                # upstream's ensureAuthorizedForVerb: the same request, asked again as `create`
+                await self._decide(user, groups, replace(attrs, verb="create"), read_body, content_type)
         except Denied as e:
             if e.name and not attrs.name:
                 attrs = replace(attrs, name=e.name)
             raise forbidden(attrs, e.message) from None
+
+    async def _decide(
+        self, user: User, groups: set[str], attrs: Attributes, read_body: BodyReader, content_type: str,
+    ) -> None:
+        if not attrs.is_resource:
+            self._non_resource(user, groups, attrs)
+        elif NODES in groups and user.name.startswith(NODE_PREFIX):
+            await self._node(user.name[len(NODE_PREFIX):], user, attrs, read_body, content_type)
+        elif READERS in groups:
+            self._reader(user, attrs)
+        else:
+            raise Denied(rbac_denial(user, attrs))
 
     # ---- readers and the rest --------------------------------------------------------
 

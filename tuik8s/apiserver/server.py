@@ -203,23 +203,34 @@ class ControlPlaneServer:
         if address is None:
             return  # only loopback is known: upstream rejects it as an endpoint, and no pod could use it
         subsets = [{"addresses": [{"ip": address}], "ports": [{"name": "https", "port": self.config.port, "protocol": "TCP"}]}]
-        path = "/api/v1/namespaces/default/endpoints"
-        obj: dict[str, Any] = {
+        await self._publish("/api/v1/namespaces/default/endpoints", {
             "apiVersion": "v1", "kind": "Endpoints",
             "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
             "subsets": subsets,
-        }
+        }, ("subsets",))
+        # and its EndpointSlice, as upstream's reconciler writes it beside the Endpoints
+        await self._publish("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv6" if ":" in address else "IPv4",
+            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": self.config.port, "protocol": "TCP"}],
+        }, ("addressType", "endpoints", "ports"))
+
+    async def _publish(self, path: str, obj: dict[str, Any], fields: tuple[str, ...]) -> None:
+        """Create `obj` in the collection at `path`, or rewrite it when `fields` differ."""
         assert self.resources is not None
+        name = obj["metadata"]["name"]
         try:
-            current = await self.resources.handle(ApiRequest("GET", f"{path}/kubernetes", {}, {}, b"", ADMIN))
+            current = await self.resources.handle(ApiRequest("GET", f"{path}/{name}", {}, {}, b"", ADMIN))
         except errors.StatusError:
             await self._ensure(path, obj)
             return
         existing = orjson.loads(current.body)
-        if existing.get("subsets") == subsets:
+        if all(existing.get(f) == obj[f] for f in fields):
             return
         obj["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-        req = ApiRequest("PUT", f"{path}/kubernetes", {}, {"Content-Type": "application/json"}, orjson.dumps(obj), ADMIN)
+        req = ApiRequest("PUT", f"{path}/{name}", {}, {"Content-Type": "application/json"}, orjson.dumps(obj), ADMIN)
         with contextlib.suppress(errors.StatusError):
             await self.resources.handle(req)
 

@@ -28,7 +28,7 @@ _RESET_STATUS_ON_CREATE = {
 _GENERATION = {
     "deployments.apps", "replicasets.apps", "daemonsets.apps", "jobs.batch",
     "ingresses.networking.k8s.io", "horizontalpodautoscalers.autoscaling",
-    "ingressclasses.networking.k8s.io", "controllerrevisions.apps",
+    "ingressclasses.networking.k8s.io", "controllerrevisions.apps", "endpointslices.discovery.k8s.io",
 }
 # Metadata that only the server sets; a client's values are replaced on update.
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink")

@@ -874,6 +874,54 @@ def _endpoints_row(obj: Obj, clock: _Clock) -> list[Any]:
     return [_name(obj), _endpoints_cell(obj.get("subsets")), _age(obj, clock)]
 
 
+_ENDPOINTSLICE_COLUMNS = (
+    _NAME,
+    _col(
+        "AddressType",
+        "addressType specifies the type of address carried by this EndpointSlice. All addresses in "
+        "this slice must be the same type. This field is immutable after creation. The following "
+        "address types are currently supported: * IPv4: Represents an IPv4 Address. * IPv6: "
+        "Represents an IPv6 Address. * FQDN: Represents a Fully Qualified Domain Name.",
+    ),
+    _col(
+        "Ports",
+        "ports specifies the list of network ports exposed by each endpoint in this slice. Each port "
+        "must have a unique name. When ports is empty, it indicates that there are no defined ports. "
+        'When a port is defined with a nil port value, it indicates "all ports". Each slice may '
+        "include a maximum of 100 ports.",
+    ),
+    _col(
+        "Endpoints",
+        "endpoints is a list of unique endpoints in this slice. Each slice may include a maximum of "
+        "1000 endpoints.",
+    ),
+    _AGE,
+)
+
+
+def _list_with_more(items: list[str], count: int, limit: int = 3) -> str:
+    """Upstream's listWithMoreString: the first three, "+ N more...", or "<unset>"."""
+    if count > limit:
+        return f"{','.join(items[:limit])} + {count - limit} more..."
+    return ",".join(items) or "<unset>"
+
+
+def _endpointslice_row(obj: Obj, clock: _Clock) -> list[Any]:
+    ports = []
+    for port in obj.get("ports") or ():
+        number = port.get("port")
+        name = port.get("name")
+        ports.append(str(number) if number is not None else name if name is not None else "*")
+    addresses = [str(a) for e in obj.get("endpoints") or () for a in e.get("addresses") or ()]
+    return [
+        _name(obj),
+        obj.get("addressType") or "",
+        _list_with_more(ports, len(ports)),
+        _list_with_more(addresses, len(addresses)),
+        _age(obj, clock),
+    ]
+
+
 _INGRESS_COLUMNS = (
     _NAME,
     _col("Class", "The name of the IngressClass resource that should be used for "
@@ -1167,6 +1215,7 @@ _PRINTERS: dict[str, _Printer] = {
     "nodes": _Printer(_NODE_COLUMNS, _node_row),
     "services": _Printer(_SERVICE_COLUMNS, _service_row),
     "endpoints": _Printer(_ENDPOINTS_COLUMNS, _endpoints_row),
+    "endpointslices.discovery.k8s.io": _Printer(_ENDPOINTSLICE_COLUMNS, _endpointslice_row),
     "configmaps": _Printer(_CONFIGMAP_COLUMNS, _configmap_row),
     "secrets": _Printer(_SECRET_COLUMNS, _secret_row),
     "events": _Printer(_EVENT_COLUMNS, _event_row),

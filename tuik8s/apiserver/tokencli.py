@@ -1,14 +1,17 @@
 """`tuik8s token create|list|revoke`: the bearer tokens of one cluster's data dir.
 
 The command edits `DATA_DIR/tokens.json` directly (under the file's lock); the running
-API server notices the change within a second, so a revoked token is refused (401) with
-no restart. That is upstream's static token file, made revocable.
+API server checks the file on every request, so a revoked token is refused (401) from the
+next request on, with no restart. That is upstream's static token file, made revocable.
 
     tuik8s token create --user alice                 an admin token (group system:masters)
     tuik8s token create --user bob --read-only       get/list/watch all but Secrets
     tuik8s token create --user ci --group devs       a user in the groups given
     tuik8s token list                                who has a token (the first characters)
     tuik8s token revoke alice | TOKEN | PREFIX       by user, whole token, or listed prefix
+    tuik8s token revoke --missing-ok system:node:node1 system:node:node2
+                                                     several at once; names with no token are
+                                                     fine (what `tuik8s lab down` runs)
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from tuik8s.apiserver.tokens import (
     AUTHENTICATED_GROUP,
     TOKENS_FILE,
     TokenFileError,
+    User,
     add_token,
     ensure_token,
     list_tokens,
-    revoke,
+    revoke_all,
 )
 
 SHOWN = 8  # characters of a token `list` shows; enough to name it for `revoke`
@@ -56,7 +60,10 @@ def add_token_parser(sub: argparse._SubParsersAction, default_data_dir: Callable
     common(create)
     common(verbs.add_parser("list", help="show who has a token"))
     rev = verbs.add_parser("revoke", help="remove a token: by user name, whole token or listed prefix")
-    rev.add_argument("what", metavar="NAME|TOKEN", help="a user name (all its tokens), a token, or its listed prefix")
+    rev.add_argument("what", metavar="NAME|TOKEN", nargs="+",
+                     help="a user name (all its tokens), a token, or its listed prefix; several at once")
+    rev.add_argument("--missing-ok", action="store_true",
+                     help="a name or token with nothing to revoke is not an error (for scripts: lab down)")
     common(rev)
     token.set_defaults(func=lambda args: _usage(token))
 
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace, default_data_dir: Callable[[str], Path]) -> in
             return _create(directory, args)
         if args.token_command == "list":
             return _list(directory)
-        return _revoke(directory, args.what)
+        return _revoke(directory, args.what, missing_ok=args.missing_ok)
     except (TokenFileError, TokenCliError) as e:
         print(f"tuik8s: error: {e}", file=sys.stderr)
         return 1
@@ -109,17 +116,29 @@ def _list(directory: Path) -> int:
     return 0
 
 
-def _revoke(directory: Path, what: str) -> int:
-    what = what.rstrip("…")
+def _revoke(directory: Path, names: list[str], *, missing_ok: bool = False) -> int:
     tokens = list_tokens(directory)
-    target = what
-    if what not in {tok for tok, _ in tokens} and what not in {u.name for _, u in tokens}:
-        matches = [tok for tok, _ in tokens if len(what) >= SHOWN and tok.startswith(what)]
-        if len(matches) > 1:
-            raise TokenCliError(f"{what} starts {len(matches)} tokens: give more of it, or the whole token")
-        if not matches:
-            raise TokenCliError(f"no user or token {what!r} in {directory / TOKENS_FILE}: see `tuik8s token list`")
-        target = matches[0]
-    removed = revoke(directory, target)
-    print(f"revoked {removed} token{'s' if removed != 1 else ''}; the API server refuses {'them' if removed != 1 else 'it'} within a second")
+    targets = [t for t in (_target(directory, tokens, what.rstrip("…"), missing_ok) for what in names) if t]
+    removed = revoke_all(directory, targets) if targets else 0
+    if not removed:
+        print("revoked 0 tokens: none matched")
+    elif removed == 1:
+        print("revoked 1 token; the API server refuses it from the next request on")
+    else:
+        print(f"revoked {removed} tokens; the API server refuses them from the next request on")
     return 0
+
+
+def _target(directory: Path, tokens: list[tuple[str, User]], what: str, missing_ok: bool) -> str:
+    """What to revoke for one argument: a whole token, a user, or the token a prefix names
+    ("" when nothing matches and `missing_ok`)."""
+    if what in {tok for tok, _ in tokens} or what in {u.name for _, u in tokens}:
+        return what
+    matches = [tok for tok, _ in tokens if len(what) >= SHOWN and tok.startswith(what)]
+    if len(matches) > 1:
+        raise TokenCliError(f"{what} starts {len(matches)} tokens: give more of it, or the whole token")
+    if matches:
+        return matches[0]
+    if missing_ok:
+        return ""
+    raise TokenCliError(f"no user or token {what!r} in {directory / TOKENS_FILE}: see `tuik8s token list`")

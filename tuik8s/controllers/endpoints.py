@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tuik8s.client.errors import ApiError, is_not_found
-from tuik8s.client.informer import object_key, split_key
+from tuik8s.client.informer import Informer, object_key, split_key
 from tuik8s.controllers.runner import Controller
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def should_pod_be_in_endpoints(pod: Obj, include_terminating: bool) -> bool:
     return True
 
 
-def _service_ipv6(svc: Obj, pod: Obj) -> bool:
+def service_ipv6(svc: Obj, pod: Obj) -> bool:
     spec = svc.get("spec") or {}
     families = spec.get("ipFamilies") or []
     if families:
@@ -110,7 +110,7 @@ def _service_ipv6(svc: Obj, pod: Obj) -> bool:
 
 def endpoint_address(svc: Obj, pod: Obj) -> Obj | None:
     """The pod's address of the Service's IP family, with its node and a reference to it."""
-    v6 = _service_ipv6(svc, pod)
+    v6 = service_ipv6(svc, pod)
     ip = next((ip for ip in pod_ips(pod) if (":" in ip) == v6), None)
     if ip is None:
         return None
@@ -153,7 +153,7 @@ def find_port(pod: Obj, svc_port: Obj) -> int | None:
     return None
 
 
-def _endpoint_port(svc_port: Obj, number: int) -> Obj:
+def endpoint_port(svc_port: Obj, number: int) -> Obj:
     port: Obj = {"port": number, "protocol": svc_port.get("protocol") or "TCP"}
     if svc_port.get("name"):
         port["name"] = svc_port["name"]
@@ -185,7 +185,7 @@ def build_subsets(svc: Obj, pods: Iterable[Obj]) -> list[Obj]:
             number = find_port(pod, svc_port)
             if number is None:
                 continue
-            entries.append((address, ready, _endpoint_port(svc_port, number)))
+            entries.append((address, ready, endpoint_port(svc_port, number)))
     return repack_subsets(entries)
 
 
@@ -446,7 +446,7 @@ def _pod_index(pod: Obj) -> list[str]:
     return pair_values(meta.get("namespace") or "", meta.get("labels"))
 
 
-def _pod_view(pod: Obj) -> tuple[Any, ...]:
+def pod_view(pod: Obj) -> tuple[Any, ...]:
     """What of a pod can change its Endpoints; an update that keeps it enqueues nothing."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
@@ -465,6 +465,42 @@ def _pod_view(pod: Obj) -> tuple[Any, ...]:
     )
 
 
+def index_services_and_pods(services: Informer, pods: Informer) -> None:
+    """The two indexes `services_for` and `pods_for` read (shared by the EndpointSlice controller)."""
+    services.add_index(SERVICE_SELECTOR_INDEX, _service_index)
+    pods.add_index(POD_LABEL_INDEX, _pod_index)
+
+
+def services_for(services: Informer, pod: Obj) -> set[str]:
+    """Keys of the Services whose selector picks `pod`, through the selector index."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    keys: set[str] = set()
+    for value in pair_values(meta.get("namespace") or "", labels):
+        for svc in services.by_index(SERVICE_SELECTOR_INDEX, value):
+            selector = service_selector(svc)
+            if selector is not None and selects(selector, labels):
+                keys.add(object_key(svc))
+    return keys
+
+
+def pods_for(pods: Informer, namespace: str, selector: Mapping[str, str]) -> list[Obj]:
+    """The cached pods `selector` picks, read through the rarest of its pairs."""
+    candidates: list[str] | None = None
+    for value in pair_values(namespace, selector):
+        keys = pods.index_keys(POD_LABEL_INDEX, value)
+        if candidates is None or len(keys) < len(candidates):
+            candidates = keys
+        if not candidates:
+            break
+    found = []
+    for key in candidates or []:
+        pod = pods.get(key)
+        if pod is not None and selects(selector, (pod.get("metadata") or {}).get("labels")):
+            found.append(pod)
+    return found
+
+
 class EndpointsController(Controller):
     """Keeps one Endpoints per selector-bearing Service in line with its pods."""
 
@@ -476,8 +512,7 @@ class EndpointsController(Controller):
         self.services = self.informer("services")
         self.pods = self.informer("pods")
         self.endpoints = self.informer("endpoints")
-        self.services.add_index(SERVICE_SELECTOR_INDEX, _service_index)
-        self.pods.add_index(POD_LABEL_INDEX, _pod_index)
+        index_services_and_pods(self.services, self.pods)
         self.enqueue_handlers(self.services)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_added)
         self.endpoints.add_handler(on_delete=self.enqueue)
@@ -503,42 +538,20 @@ class EndpointsController(Controller):
     # ---- pods to services -------------------------------------------------------
 
     def services_for(self, pod: Obj) -> set[str]:
-        """Keys of the Services whose selector picks `pod`, through the selector index."""
-        meta = pod.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        keys: set[str] = set()
-        for value in pair_values(meta.get("namespace") or "", labels):
-            for svc in self.services.by_index(SERVICE_SELECTOR_INDEX, value):
-                selector = service_selector(svc)
-                if selector is not None and selects(selector, labels):
-                    keys.add(object_key(svc))
-        return keys
+        return services_for(self.services, pod)
 
     def _pod_added(self, pod: Obj) -> None:
         for key in self.services_for(pod):
             self.queue.add(key)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if _pod_view(old) == _pod_view(new):
+        if pod_view(old) == pod_view(new):
             return
         for key in self.services_for(old) | self.services_for(new):
             self.queue.add(key)
 
     def pods_for(self, namespace: str, selector: Mapping[str, str]) -> list[Obj]:
-        """The cached pods `selector` picks, read through the rarest of its pairs."""
-        candidates: list[str] | None = None
-        for value in pair_values(namespace, selector):
-            keys = self.pods.index_keys(POD_LABEL_INDEX, value)
-            if candidates is None or len(keys) < len(candidates):
-                candidates = keys
-            if not candidates:
-                break
-        pods = []
-        for key in candidates or []:
-            pod = self.pods.get(key)
-            if pod is not None and selects(selector, (pod.get("metadata") or {}).get("labels")):
-                pods.append(pod)
-        return pods
+        return pods_for(self.pods, namespace, selector)
 
     # ---- reconcile --------------------------------------------------------------
 

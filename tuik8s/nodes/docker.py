@@ -1255,11 +1255,28 @@ class DockerNodeProvider:
 
     # ---- down -------------------------------------------------------------------------------
 
+    # how long `down` waits, after `docker rm` gave up, for the engine to finish a removal
+    removal_wait = 60.0
+
     async def down(self) -> None:
-        containers = [m.machine_id for m in await self.nodes()]
-        if containers:
-            self.say(f"removing {len(containers)} node{'s' if len(containers) != 1 else ''}")
-            await asyncio.gather(*(self._remove_container(c) for c in containers))
+        """Remove the nodes, revoke their credentials, then the network, routes and state.
+
+        A node's token goes with its node (a later `up` mints a fresh one): the token file
+        is edited directly, so this holds whether or not the API server runs, and a running
+        server refuses the token from its next request on. A container the engine is still
+        removing keeps the network (it has an endpoint on it) and ends `down` with one line
+        saying to run it again; a second `down` finds what is left and finishes."""
+        machines = await self.nodes()
+        lingering: list[str] = []
+        if machines:
+            self.say(f"removing {len(machines)} node{'s' if len(machines) != 1 else ''}")
+            gone = await asyncio.gather(*(self._remove_container(m.machine_id) for m in machines))
+            lingering = [m.machine_id for m, ok in zip(machines, gone, strict=True) if not ok]
+        await self._revoke_tokens([m.name for m in machines])
+        if lingering:
+            raise LabError(f"{', '.join(lingering)} {'is' if len(lingering) == 1 else 'are'} still being removed by "
+                           f"the Docker engine: run `tuik8s lab down --cluster {self.cluster}` again once "
+                           "`docker ps -a` no longer lists it")
         net = await self.network()
         if net is not None:
             await self._remove_network(net)
@@ -1268,10 +1285,34 @@ class DockerNodeProvider:
         shutil.rmtree(self.lab_dir / "nodes", ignore_errors=True)
         shutil.rmtree(self.lab_dir / "shared", ignore_errors=True)
 
-    async def _remove_container(self, container: str) -> None:
-        # -v: the node's anonymous /var/lib/docker volume goes with it
-        with contextlib.suppress(LabError):
+    async def _revoke_tokens(self, names: Iterable[str]) -> None:
+        """Revoke the tokens of the nodes named and of every node whose credentials this lab
+        wrote (a container removed by hand left its token behind); say so in one line."""
+        known = {p.name for p in (self.lab_dir / "nodes").glob("*") if p.is_dir()}
+        nodes = sorted({*names, *known}, key=lambda n: (node_number(n) or 0, n))
+        try:
+            revoked = await revoke_node_tokens(self.data_dir, nodes)
+        except LabError as e:
+            self.say(f"the nodes' tokens stay valid ({e}): revoke them with "
+                     f"`tuik8s token revoke --data-dir {self.data_dir} system:node:NAME`")
+            return
+        if revoked:
+            self.say(f"revoked the API token{'s' if revoked != 1 else ''} of {', '.join(nodes)} "
+                     "(refused from the next request on)")
+
+    async def _remove_container(self, container: str) -> bool:
+        """`docker rm -f` a container; True once it is gone. A removal that runs past the
+        command's time (a big /var/lib/docker volume on a busy disk) goes on in the engine:
+        wait, bounded, until `docker inspect` no longer finds it, rather than report it gone."""
+        try:
+            # -v: the node's anonymous /var/lib/docker volume goes with it
             await run("docker", "rm", "-f", "-v", container, within=120, what=f"docker rm {container}")
+            return True
+        except LabError as e:
+            if "no such container" in str(e).lower():
+                return True
+            log.warning("%s; waiting for the engine to finish removing it", e)
+        return await container_gone(container, within=self.removal_wait)
 
     async def _remove_network(self, net: LabNetwork) -> None:
         for cidr in await host_routes(net):
@@ -1281,6 +1322,40 @@ class DockerNodeProvider:
             while await _host_rule(bridge, "-C", self.cluster):
                 await _host_rule(bridge, "-D", self.cluster)
             await run("docker", "network", "rm", net.name, within=60, what=f"docker network rm {net.name}")
+
+
+# --- clean-up helpers shared with the Vagrant lab ---------------------------------------------
+
+
+async def container_gone(container: str, *, within: float, interval: float = 0.5) -> bool:
+    """Poll `docker inspect` until the engine answers "No such object" (True), or `within`
+    seconds pass with the container still there (False)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await run("docker", "inspect", "--format", "{{.Id}}", container, within=30,
+                      what=f"docker inspect {container}")
+        except LabError as e:
+            if "no such object" in str(e).lower() or "no such container" in str(e).lower():
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+
+
+async def revoke_node_tokens(data_dir: Path, nodes: Iterable[str]) -> int:
+    """Revoke every token of user `system:node:<node>` for each node, in the control plane's
+    data dir; how many were revoked. Runs `tuik8s token revoke --missing-ok` (node providers
+    may not import the API server's package), so an already revoked node is no error."""
+    users = [f"system:node:{n}" for n in nodes]
+    if not users or not (Path(data_dir) / "tokens.json").exists():
+        return 0
+    out = await run(
+        sys.executable, "-m", "tuik8s.cli", "token", "revoke", "--data-dir", data_dir, "--missing-ok", *users,
+        within=60, what="revoking the nodes' tokens",
+    )
+    words = out.split()
+    return int(words[1]) if len(words) > 1 and words[0] == "revoked" and words[1].isdigit() else 0
 
 
 # --- the machine-wide registry of lab indexes -------------------------------------------------

@@ -459,16 +459,37 @@ class VagrantNodeProvider:
         return await self.nodes()
 
     async def down(self) -> None:
-        """`vagrant destroy -f` every machine; the triggers remove routes and the network."""
+        """`vagrant destroy -f` every machine; the triggers remove routes and the network,
+        and revoke each machine's token. The lab's every node is revoked once more after
+        the destroy: a machine Vagrant lost track of runs no trigger."""
         if not has_vagrant_lab(self.data_dir):
             return
+        nodes = [node_name(i) for i in range(1, self.node_count + 1)]
         await self.vagrant("destroy", "-f", "--parallel", within=900)
         if self.vagrant_provider == "docker":
             # a machine Vagrant lost track of (its state dir deleted) would keep the network
             net = self._net()
             if net is not None and await self.docker.network_exists() and not await self.docker.nodes():
                 await self.docker._remove_network(net)
+        await self._revoke_tokens(nodes)
         self._forget()
+
+    async def _revoke_tokens(self, nodes: Sequence[str]) -> None:
+        """Revoke what the triggers left (usually nothing) and say in one line that the
+        nodes' tokens are revoked; `vagrant destroy`'s own output is not shown."""
+        from tuik8s.nodes.docker import revoke_node_tokens
+
+        known = {p.name for p in credentials_dir(self.data_dir, "x").parent.glob("*") if p.is_dir()}
+        nodes = sorted({*nodes, *known}, key=lambda n: (node_number(n) or 0, n))
+        if not nodes or not (self.data_dir / "tokens.json").exists():
+            return
+        try:
+            await revoke_node_tokens(self.data_dir, nodes)
+        except LabError as e:
+            self.say(f"the nodes' tokens stay valid ({e}): revoke them with "
+                     f"`tuik8s token revoke --data-dir {self.data_dir} system:node:NAME`")
+            return
+        self.say(f"the API tokens of {', '.join(nodes)} are revoked (a later `lab up` mints fresh ones)")
 
     def _forget(self) -> None:
         if self.dotfile_dir == vagrant_dir(self.data_dir):
@@ -610,6 +631,15 @@ async def _after_destroy(
         server, endpoint = plane.endpoint(None)
         if await plane.delete_nodes(server, endpoint, [node]):
             done.append(f"Node {node}")
+    # the machine's credential ends with it; the next `vagrant up` runs `lab join-config`,
+    # which mints a fresh one
+    from tuik8s.nodes.docker import revoke_node_tokens
+
+    try:
+        if await revoke_node_tokens(data_dir, [node]):
+            done.append("its API token")
+    except LabError as e:
+        done.append(f"its API token stays valid ({e}): `tuik8s token revoke system:node:{node}`")
     return ", ".join(done)
 
 

@@ -286,6 +286,25 @@ def endpoints() -> dict:
     }
 
 
+def endpoint_slice() -> dict:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "web-abcde", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [
+            {
+                "addresses": ["10.244.1.5"],
+                "conditions": {"ready": True, "serving": True, "terminating": False},
+                "nodeName": "lab-node-1",
+                "zone": "zone-a",
+                "targetRef": {"kind": "Pod", "namespace": "default", "name": "web-0"},
+            }
+        ],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP", "appProtocol": "http"}, {"port": 9090}],
+    }
+
+
 def config_map() -> dict:
     return {
         "apiVersion": "v1",
@@ -431,6 +450,7 @@ KEYS = {
     "Namespace": "namespaces",
     "Node": "nodes",
     "Endpoints": "endpoints",
+    "EndpointSlice": "endpointslices.discovery.k8s.io",
     "ConfigMap": "configmaps",
     "Secret": "secrets",
     "Event": "events",
@@ -461,6 +481,7 @@ VALID: list[tuple[str, Callable[[], dict]]] = [
     ("Namespace", namespace),
     ("Node", node),
     ("Endpoints", endpoints),
+    ("EndpointSlice", endpoint_slice),
     ("ConfigMap", config_map),
     ("Secret", secret),
     ("Secret", tls_secret),
