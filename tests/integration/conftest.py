@@ -87,6 +87,33 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         stop_server(srv)
 
 
+@pytest.fixture
+def ns(server: RunningServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test's own (on the module's `server`), so no controller adopts
+    another test's leftovers."""
+    name = request.node.name.replace("_", "-")[5:40].strip("-").lower()
+    server.kubectl("create", "namespace", name, check=True)
+    yield name
+    # pods on a node go only once a kubelet finishes them: no kubelet here finishes these
+    server.kubectl("delete", "pods", "--all", "-n", name, "--grace-period=0", "--force", "--wait=false")
+    server.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+def ready_node(name: str, taints: list[dict] | None = None) -> dict:
+    """A Node that reports Ready with room for pods, as a kubelet would register it."""
+    node: dict = {
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+            "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},
+            "capacity": {"cpu": "8", "memory": "16Gi", "pods": "110"},
+        },
+    }
+    if taints:
+        node["spec"] = {"taints": taints}
+    return node
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while True:

@@ -18,7 +18,13 @@ import pytest
 import yaml
 from dnslib import QTYPE, RCODE, DNSRecord
 
-from tests.integration.conftest import RunningServer, start_server, stop_server, wait_for
+from tests.integration.conftest import (
+    RunningServer,
+    ready_node,
+    start_server,
+    stop_server,
+    wait_for,
+)
 
 NODE = "dns-node"
 ZONE = "cluster.local"
@@ -51,12 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         "--cluster-dns-listen", f"127.0.0.1:{DNS_PORT}", "--node-monitor-grace", "3600",
     ))
     try:
-        apply(srv, {
-            "apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
-            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
-                       "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},
-                       "capacity": {"cpu": "8", "memory": "16Gi", "pods": "110"}},
-        })
+        apply(srv, ready_node(NODE))
         wait_for(lambda: dig_or_none(f"kubernetes.default.svc.{ZONE}"), timeout=20)
         yield srv
     finally:
@@ -89,14 +90,6 @@ def within(seconds: float, predicate) -> float:
     wait_for(predicate, timeout=seconds, interval=0.02)
     return time.monotonic() - started
 
-
-@pytest.fixture
-def ns(server: RunningServer, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = request.node.name.replace("_", "-")[5:40].strip("-").lower()
-    server.kubectl("create", "namespace", name, check=True)
-    yield name
-    server.kubectl("delete", "pods", "--all", "-n", name, "--grace-period=0", "--force", "--wait=false")
-    server.kubectl("delete", "namespace", name, "--wait=false")
 
 
 def run_pod(server: RunningServer, ns: str, name: str, ip: str, ready: bool = True) -> None:

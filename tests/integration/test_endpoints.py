@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import RunningServer, free_port, start_server, stop_server, wait_for
+from tests.integration.conftest import (
+    RunningServer,
+    free_port,
+    ready_node,
+    start_server,
+    stop_server,
+    wait_for,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -29,14 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     home.mkdir()
     srv = start_server(base / "data", home, extra=("--node-monitor-grace", "3600"))
     try:
-        apply(srv, {
-            "apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
-            "status": {
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
-                "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},
-                "capacity": {"cpu": "8", "memory": "16Gi", "pods": "110"},
-            },
-        })
+        apply(srv, ready_node(NODE))
         yield srv
     finally:
         stop_server(srv)
@@ -90,15 +90,6 @@ def endpoints(server: RunningServer, ns: str, name: str) -> dict | None:
     result = server.kubectl("get", "endpoints", name, "-n", ns, "-o", "yaml")
     return yaml.safe_load(result.stdout) if result.returncode == 0 else None
 
-
-@pytest.fixture
-def ns(server: RunningServer, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = request.node.name.replace("_", "-")[5:40].strip("-").lower()
-    server.kubectl("create", "namespace", name, check=True)
-    yield name
-    # the kubelet's part: pods on a node go only once it finishes them
-    server.kubectl("delete", "pods", "--all", "-n", name, "--grace-period=0", "--force", "--wait=false")
-    server.kubectl("delete", "namespace", name, "--wait=false")
 
 
 # ---- tests --------------------------------------------------------------------------------

@@ -20,7 +20,13 @@ import yaml
 from kubernetes import client, config
 
 from tests.integration import hollow_fixtures
-from tests.integration.conftest import RunningServer, start_server, stop_server, wait_for
+from tests.integration.conftest import (
+    RunningServer,
+    ready_node,
+    start_server,
+    stop_server,
+    wait_for,
+)
 from tests.integration.test_endpoints import apply, pod, run_pod, service
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -38,15 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     home.mkdir()
     srv = start_server(base / "data", home, extra=("--node-monitor-grace", "3600", "--advertise", ADVERTISED))
     try:
-        apply(srv, {
-            "apiVersion": "v1", "kind": "Node", "metadata": {"name": SILENT_NODE},
-            "spec": {"taints": [{"key": "silent", "effect": "NoSchedule"}]},
-            "status": {
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
-                "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},
-                "capacity": {"cpu": "8", "memory": "16Gi", "pods": "110"},
-            },
-        })
+        apply(srv, ready_node(SILENT_NODE, taints=[{"key": "silent", "effect": "NoSchedule"}]))
         yield srv
     finally:
         stop_server(srv)
@@ -56,14 +54,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 def api(server: RunningServer) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(server.kubeconfig))
 
-
-@pytest.fixture
-def ns(server: RunningServer, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = request.node.name.replace("_", "-")[5:40].strip("-").lower()
-    server.kubectl("create", "namespace", name, check=True)
-    yield name
-    server.kubectl("delete", "pods", "--all", "-n", name, "--grace-period=0", "--force", "--wait=false")
-    server.kubectl("delete", "namespace", name, "--wait=false")
 
 
 def slices(server: RunningServer, ns: str, svc: str) -> list[dict]:

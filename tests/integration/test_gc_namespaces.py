@@ -9,7 +9,6 @@ runs here, so pods stay Pending and go at once when deleted.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -102,14 +101,6 @@ def deployment(server: RunningServer, ns: str, app: str) -> str:
     wait_for(lambda: len([p for p in items(server, "pods", ns, f"app={app}") if owned_by(p, rs_uid)]) == 2, timeout=15)
     return d_uid
 
-
-@pytest.fixture
-def ns(server: RunningServer, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A namespace of the test's own, so no controller adopts another test's leftovers."""
-    name = request.node.name.replace("_", "-")[5:40].strip("-").lower()
-    server.kubectl("create", "namespace", name, check=True)
-    yield name
-    server.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
 
 def gone(server: RunningServer, *args: str) -> bool:
