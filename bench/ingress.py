@@ -12,7 +12,9 @@ In each round, in rotating order, `wrk -t1 -cC -dDs --latency` against:
 - `ingress`: `tuik8s ingress` (default workers) routing Host `bench.local` by an Ingress
   through a real `tuik8s server` to the same backend as the only endpoint of a Service;
 - with `--levers`, also the ingress with one worker, with mitmproxy's own hook dispatch
-  (`TUIK8S_INGRESS_DISPATCH=stock`) and without write coalescing (`TUIK8S_INGRESS_CORK=off`).
+  (`TUIK8S_INGRESS_DISPATCH=stock`), without write coalescing (`TUIK8S_INGRESS_CORK=off`)
+  and without passing failed requests to another endpoint (`TUIK8S_INGRESS_RETRY=off`:
+  what the retry costs the requests that do not fail).
 
 With `--lab`, the backend is instead one busybox httpd pod (tuik8s/blog) on a 2-node
 Docker-in-Docker lab (cluster `bench-ingress`, torn down at the end): `direct` is its pod
@@ -388,6 +390,7 @@ def measure(args: argparse.Namespace, tmp: Path, lab: LabBackend | None) -> int:
             start_ingress(kubeconfig, "ingress-1-worker", 1, {}),
             start_ingress(kubeconfig, "ingress-stock-dispatch", args.workers, {"TUIK8S_INGRESS_DISPATCH": "stock"}),
             start_ingress(kubeconfig, "ingress-no-cork", args.workers, {"TUIK8S_INGRESS_CORK": "off"}),
+            start_ingress(kubeconfig, "ingress-no-retry", args.workers, {"TUIK8S_INGRESS_RETRY": "off"}),
         ]
     workers = len(targets[2].pids)
     backend = f"busybox httpd pod {ip}:{port} on the lab" if lab else f"aiohttp hello on {ip}:{port}"

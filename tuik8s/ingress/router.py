@@ -18,7 +18,13 @@ X-Forwarded-* headers are set, not appended: like ingress-nginx without
 `use-forwarded-headers`, a client's own X-Forwarded-For is not trusted.
 
 Bodies are streamed both ways, as a reverse proxy must for large downloads, uploads and
-server-sent events; mitmproxy's default would hold each body whole in memory first.
+server-sent events; mitmproxy's default would hold each body whole in memory first. The
+exception is a small body (up to 1 MiB, ingress-nginx's default proxy-body-size) of a
+method that may be passed to another endpoint (retry.py): it is held until complete,
+as nginx buffers request bodies, so it can be sent again if its pod dies before
+answering. `failed` and `next_endpoint` are what the retry asks for: the failed
+endpoint goes out of rotation for `DOWN_FOR` seconds, and the next one in turn that is
+neither down nor already tried takes the request.
 
 Regular mode would also accept CONNECT and tunnel to any address a client names; an
 ingress is not a forward proxy, so `http_connect` answers 405 and no tunnel opens.
@@ -30,11 +36,12 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from mitmproxy import http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
+from tuik8s.ingress import retry
 from tuik8s.ingress.table import Backend, RoutingTable
 
 log = logging.getLogger(__name__)
@@ -46,7 +53,11 @@ CONNECT_TIMEOUT = 3.5
 # A probe still waiting after this long marks its endpoint down at once, so the requests
 # that come meanwhile go elsewhere instead of queueing behind a dead pod's timeout.
 SUSPECT_AFTER = 0.25
+# A request body up to this size, of a method that may be retried, is held whole so that
+# it can be sent to another endpoint; bigger or chunked bodies stream and are not retried.
+BUFFERED_BODY = 1024 * 1024
 _TEXT = {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}
+_NON_IDEMPOTENT = frozenset(m.encode() for m in retry.NON_IDEMPOTENT)
 
 Address = tuple[str, int]
 _FORWARDED = frozenset(
@@ -74,6 +85,7 @@ class Router:
 
     def __init__(self, table: RoutingTable | None = None, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self.connect_timeout = connect_timeout
+        self.hold_small_bodies = retry.enabled()  # only a retry needs the body again
         self._next: dict[str, int] = {}
         self._down: dict[Address, float] = {}
         self._owners: dict[Address, Backend] = {}
@@ -121,6 +133,38 @@ class Router:
             self._next[key] = start + 1
         return fallback
 
+    def failed(self, address: Address) -> None:
+        """`address` broke a request it had accepted: out of rotation for `DOWN_FOR`."""
+        self._down[address] = time.monotonic() + DOWN_FOR
+
+    def next_endpoint(self, failed: Address, tried: Collection[Address]) -> Address | None:
+        """After `failed` broke a request: another endpoint of its Service, or None.
+
+        Unlike `pick` there is no fallback to an endpoint marked down: the request has
+        already failed once, and nginx answers 502 when no live upstream is left.
+        """
+        now = time.monotonic()
+        backend = self._owners.get(failed)
+        if backend is None:
+            return None
+        eps = backend.endpoints
+        n = len(eps)
+        start = self._next.get(backend.name, 0)
+        for k in range(n):
+            ep = eps[(start + k) % n]
+            if ep in tried:
+                continue
+            until = self._down.get(ep)
+            if until is not None and until > now:
+                continue
+            self._next[backend.name] = start + k + 1
+            return ep
+        return None
+
+    def service_of(self, address: Address) -> str | None:
+        backend = self._owners.get(address)
+        return f"{backend.namespace}/{backend.service}" if backend is not None else None
+
     # ---- hooks ----------------------------------------------------------------------
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -150,7 +194,8 @@ class Router:
         data = req.data
         data.host, data.port = ep
         data.scheme = b"http"
-        req.stream = True  # an upload goes on as it arrives
+        if not self.hold_small_bodies or data.method.upper() in _NON_IDEMPOTENT or not _small_body(headers.fields):
+            req.stream = True  # an upload goes on as it arrives
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         # bodies pass through as they arrive (downloads, server-sent events) instead of
@@ -213,6 +258,22 @@ def _backends(table: RoutingTable) -> Iterable[Backend]:
             yield rule.backend
     if table.default is not None:
         yield table.default
+
+
+def _small_body(fields: Iterable[tuple[bytes, bytes]]) -> bool:
+    """No body, or a Content-Length body small enough to hold for a retry.
+
+    One pass over the raw fields: `Headers.get` and `in` decode and scan them each time,
+    and this runs for every request.
+    """
+    for name, value in fields:
+        key = name.lower()
+        if key == b"content-length":
+            length = value.strip()
+            return length.isdigit() and int(length) <= BUFFERED_BODY
+        if key == b"transfer-encoding":
+            return False
+    return True
 
 
 def _fmt(address: Address) -> str:

@@ -1,9 +1,10 @@
 """One proxy worker process: mitmproxy as a library, fed routing tables on stdin.
 
 The worker is pure data plane. Its `Master` carries only the addons an ingress needs
-(core, proxyserver, next_layer, our router and TLS terminator) instead of mitmdump's
-~36, because every hook walks every addon. mitmproxy runs in regular mode with the lazy
-connection strategy so it never connects before our router has chosen the endpoint.
+(core, proxyserver, next_layer, our retry (retry.py), router and TLS terminator) instead
+of mitmdump's ~36, because every hook walks every addon. mitmproxy runs in regular mode
+with the lazy connection strategy so it never connects before our router has chosen the
+endpoint.
 
 Several workers share one port: each binds its own listening socket with SO_REUSEPORT
 and the kernel spreads connections over them. mitmproxy has no option for that, so the
@@ -41,6 +42,7 @@ from mitmproxy.proxy.mode_servers import ServerInstance
 
 from tuik8s.ingress import dispatch
 from tuik8s.ingress.corked import CorkedWriter
+from tuik8s.ingress.retry import NextUpstream
 from tuik8s.ingress.router import Router
 from tuik8s.ingress.table import RoutingTable
 from tuik8s.ingress.tls import TlsTerminator
@@ -118,7 +120,7 @@ class Worker:
         master = Master(opts)
         proxy = proxyserver.Proxyserver()
         master.addons.add(
-            core.Core(), proxy, next_layer.NextLayer(), self.router,
+            core.Core(), proxy, next_layer.NextLayer(), NextUpstream(self.router), self.router,
             TlsTerminator(lambda: self.router.table),
         )
         opts.update(
