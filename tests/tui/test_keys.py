@@ -69,6 +69,7 @@ async def test_command_bar_switches_views_and_namespaces():
             ("ev", "events", "TuiTestEvent"), ("cm", "configmaps", "app-config"), ("ing", "ingresses", "CLASS"),
             ("ds", "daemonsets", "NODE SELECTOR"), ("jobs", "jobs", "COMPLETIONS"), ("secrets", "secrets", "TYPE"),
             ("pods", "pods", "RESTARTS"), ("po", "pods", "READY"), ("services", "services", "CLUSTER-IP"),
+            ("ep", "endpoints", "web-svc"), ("endpointslices", "endpointslices", "web-svc-"),
         ):
             await command(pilot, typed)
             assert browser.spec.name == view, typed

@@ -9,7 +9,16 @@ import pytest
 from tests.tui.fake import pod
 from tuik8s.tui import ops
 from tuik8s.tui.model import RowModel
-from tuik8s.tui.views import BY_NAME, VIEWS, human_duration, pod_row, pod_status, view_for
+from tuik8s.tui.views import (
+    BY_NAME,
+    VIEWS,
+    endpoints_row,
+    endpointslice_row,
+    human_duration,
+    pod_row,
+    pod_status,
+    view_for,
+)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
@@ -35,9 +44,23 @@ def test_pod_status_follows_kubectl():
     assert row[:5] == ("ns", "p", "0/1", "Pending", "0") and row[7] == "<none>"
 
 
+def test_endpoints_and_slices_read_like_kubectl():
+    meta = {"name": "web", "namespace": "shop", "creationTimestamp": "2026-11-27T10:00:00Z"}
+    ep = {"metadata": meta, "subsets": [{"addresses": [{"ip": f"10.0.0.{i}"} for i in range(1, 6)],
+                                         "ports": [{"port": 8080}]}]}
+    assert endpoints_row(ep) == ("shop", "web", "10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080 + 2 more...",
+                                 "2026-11-27T10:00:00Z")
+    assert endpoints_row({"metadata": meta})[2] == "<none>"
+    eps = {"metadata": meta, "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
+           "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}]}
+    assert endpointslice_row(eps)[2:5] == ("IPv4", "8080", "10.0.0.1,10.0.0.2")
+    assert endpointslice_row({"metadata": meta, "addressType": "IPv4"})[2:5] == ("IPv4", "<unset>", "<unset>")
+
+
 def test_every_alias_names_a_view():
     for typed in ("po", "pods", "dp", "deploy", "deployments", "rs", "svc", "services", "no", "nodes", "ing",
-                  "ingresses", "ev", "events", "ns", "namespaces", "ds", "jobs", "cm", "secrets"):
+                  "ingresses", "ev", "events", "ns", "namespaces", "ds", "jobs", "cm", "secrets", "ep",
+                  "endpoints", "endpointslices"):
         assert view_for(typed) is not None, typed
     assert len({v.name for v in VIEWS}) == len(VIEWS)
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+from tuik8s.api.endpointcells import endpoints_cell, endpointslice_cells
 from tuik8s.api.registry import ResourceInfo
 
 Obj = dict[str, Any]
@@ -836,42 +837,8 @@ _ENDPOINTS_COLUMNS = (
 )
 
 
-def _join_host_port(host: str, port: Any) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _endpoints_cell(subsets: Any) -> str:
-    """Up to three ready addresses (ip:port), then "+ N more..."."""
-    if not subsets:
-        return "<none>"
-    shown: list[str] = []
-    limit = 3
-    more = False
-    count = 0
-    for subset in subsets:
-        addresses = subset.get("addresses") or ()
-        ports = subset.get("ports") or ()
-        if not ports:  # a headless service may have no ports
-            count += len(addresses)
-            for a in addresses:
-                if len(shown) == limit:
-                    more = True
-                    break
-                shown.append(a.get("ip") or "")
-            continue
-        for port in ports:
-            count += len(addresses)
-            for a in addresses:
-                if len(shown) == limit:
-                    more = True
-                    break
-                shown.append(_join_host_port(a.get("ip") or "", port.get("port") or 0))
-    cell = ",".join(shown)
-    return f"{cell} + {count - limit} more..." if more else cell
-
-
 def _endpoints_row(obj: Obj, clock: _Clock) -> list[Any]:
-    return [_name(obj), _endpoints_cell(obj.get("subsets")), _age(obj, clock)]
+    return [_name(obj), endpoints_cell(obj.get("subsets")), _age(obj, clock)]
 
 
 _ENDPOINTSLICE_COLUMNS = (
@@ -899,27 +866,8 @@ _ENDPOINTSLICE_COLUMNS = (
 )
 
 
-def _list_with_more(items: list[str], count: int, limit: int = 3) -> str:
-    """Upstream's listWithMoreString: the first three, "+ N more...", or "<unset>"."""
-    if count > limit:
-        return f"{','.join(items[:limit])} + {count - limit} more..."
-    return ",".join(items) or "<unset>"
-
-
 def _endpointslice_row(obj: Obj, clock: _Clock) -> list[Any]:
-    ports = []
-    for port in obj.get("ports") or ():
-        number = port.get("port")
-        name = port.get("name")
-        ports.append(str(number) if number is not None else name if name is not None else "*")
-    addresses = [str(a) for e in obj.get("endpoints") or () for a in e.get("addresses") or ()]
-    return [
-        _name(obj),
-        obj.get("addressType") or "",
-        _list_with_more(ports, len(ports)),
-        _list_with_more(addresses, len(addresses)),
-        _age(obj, clock),
-    ]
+    return [_name(obj), *endpointslice_cells(obj), _age(obj, clock)]
 
 
 _INGRESS_COLUMNS = (

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tuik8s.api.endpointcells import endpoints_cell, endpointslice_cells
+
 Obj = dict[str, Any]
 Row = tuple[str, ...]
 _E: dict[str, Any] = {}
@@ -429,6 +431,16 @@ def service_row(obj: Obj) -> Row:
     return (ns, name, kind, cluster_ip, external, ",".join(ports) or "<none>", _created(obj), _labels(spec.get("selector")))
 
 
+def endpoints_row(obj: Obj) -> Row:
+    ns, name = _ns_name(obj)
+    return (ns, name, endpoints_cell(obj.get("subsets")), _created(obj))
+
+
+def endpointslice_row(obj: Obj) -> Row:
+    ns, name = _ns_name(obj)
+    return (ns, name, *endpointslice_cells(obj), _created(obj))
+
+
 def ingress_row(obj: Obj) -> Row:
     ns, name = _ns_name(obj)
     spec = obj.get("spec") or _E
@@ -581,6 +593,16 @@ VIEWS: tuple[ViewSpec, ...] = (
         (NS, NAME, _c("TYPE", "T"), _c("CLUSTER-IP", "C"), _c("EXTERNAL-IP", "E"), _c("PORT(S)", "P"), AGE,
          _c("SELECTOR", max_width=60)),
         service_row,
+    ),
+    ViewSpec(
+        "endpoints", "endpoints", "Endpoints", ("ep", "endpoint", "endpoints"),
+        (NS, NAME, _c("ENDPOINTS", "E", max_width=80), AGE), endpoints_row,
+    ),
+    ViewSpec(
+        "endpointslices", "endpointslices.discovery.k8s.io", "EndpointSlices",
+        ("endpointslice", "endpointslices"),
+        (NS, NAME, _c("ADDRESSTYPE", "T"), _c("PORTS", "P"), _c("ENDPOINTS", "E", max_width=80), AGE),
+        endpointslice_row,
     ),
     ViewSpec(
         "ingresses", "ingresses.networking.k8s.io", "Ingresses", ("ing", "ingress", "ingresses"),

@@ -15,7 +15,7 @@ from tuik8s.tui.views import ViewSpec
 
 KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("General", (
-        (":", "command: :po :dp :rs :svc :no :ing :ev :ns :ds :jobs :cm :hpa"),
+        (":", "command: :po :dp :rs :svc :ep :no :ing :ev :ns :ds :jobs :cm :hpa"),
         ("", ":secrets (full names too), :map, :ctx [NAME], :q"),
         (":po NS", "a view in namespace NS; :po all for every namespace"),
         ("/", "filter rows as you type (substring); esc clears"),
