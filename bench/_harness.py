@@ -9,6 +9,9 @@
   with 201 and the body echoed, streams every POSTed body to `?watch=true` readers as a
   watch event line, and serves `?size=N` with an N-byte JSON body (the LIST baseline).
 - `percentile`, `median`, CPU and memory readers from /proc.
+- Worker processes (`role_parser`, `run_worker`, `spawn_role`, `wait_role`, `api_session`):
+  a benchmark's load runs as the same script with `--role ROLE` and hands back one JSON file.
+- `sh`/`BenchError` and `DockerLab`: a benchmark's own server and `tuik8s lab` cluster.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +113,19 @@ class Reaper:
 
 
 REAPER = Reaper()
+
+
+def run_bench(fn: Any) -> int:
+    """Run a benchmark's main part with REAPER installed: Ctrl-C prints "interrupted" and
+    exits 130; every process and temp dir is cleaned up on any exit."""
+    REAPER.install()
+    try:
+        return int(fn())
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        return 130
+    finally:
+        REAPER.cleanup()
 
 
 def wait_rusage(p: subprocess.Popen[bytes], timeout: float | None = None) -> float:
@@ -384,6 +401,270 @@ class Target:
     token: str
     ca_file: Path
     pid: int
+
+
+# ---- commands and the Docker lab -------------------------------------------------------------
+
+
+class BenchError(Exception):
+    """A step of a benchmark failed; the message is one line."""
+
+
+def sh(*cmd: str, check: bool = True, timeout: float = 600, input: str | None = None,
+       env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command from the repo; with `check`, a failure is a BenchError with its last line."""
+    r = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, cwd=REPO, input=input, env=env)
+    if check and r.returncode != 0:
+        last = (r.stderr.strip() or r.stdout.strip()).splitlines()[-1:] or [f"exit {r.returncode}"]
+        raise BenchError(f"{' '.join(cmd[:6])} failed: {last[0]}")
+    return r
+
+
+class DockerLab:
+    """A Docker lab cluster of a benchmark: its data dir, its own `tuik8s server` (listening on
+    all addresses, advertised on the lab network's gateway so the nodes reach it) and the
+    `tuik8s lab` commands, all with HOME and KUBECONFIG inside `base`."""
+
+    def __init__(self, cluster: str, base: Path) -> None:
+        self.cluster = cluster
+        self.base = base
+        self.data = base / "data"
+        self.server: subprocess.Popen[bytes] | None = None
+        self.net: Any = None
+        self.url = ""
+        self.token = ""
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data / "kubeconfig"
+
+    @property
+    def ca(self) -> Path:
+        return self.data / "pki" / "ca.crt"
+
+    @property
+    def gateway(self) -> str:
+        return str(self.net.gateway) if self.net is not None else ""
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "HOME": str(self.base / "home"), "KUBECONFIG": str(self.kubeconfig)}
+
+    def lab(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return sh(PYTHON, "-m", "tuik8s.cli", "lab", *args, "--cluster", self.cluster, "--data-dir", str(self.data),
+                  check=check, timeout=timeout, env=self.env())
+
+    def container(self, node: str) -> str:
+        return f"tuik8s-{self.cluster}-{node}"
+
+    def start_server(self, timeout: float = 60.0) -> float:
+        """Allocate the lab network, start the server on it; the seconds until it was ready."""
+        if str(REPO) not in sys.path:
+            sys.path.insert(0, str(REPO))
+        from tuik8s.nodes.docker import DockerNodeProvider
+
+        self.net = asyncio.run(DockerNodeProvider(self.cluster, self.data).network(allocate=True))
+        if self.net is None:
+            raise BenchError("cannot allocate the lab network")
+        (self.base / "home").mkdir(parents=True, exist_ok=True)
+        log = self.base / "server.log"
+        t0 = time.monotonic()
+        with open(log, "wb") as out:
+            self.server = REAPER.spawn(
+                [PYTHON, "-m", "tuik8s.cli", "server", "--cluster", self.cluster, "--data-dir", str(self.data),
+                 "--port", "0", "--host", "0.0.0.0", "--advertise", self.net.gateway, "--no-user-kubeconfig"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(REPO), env=self.env(),
+            )
+        deadline = time.monotonic() + timeout
+        while "control plane ready" not in log.read_text(errors="replace") or not self.kubeconfig.exists():
+            if self.server.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"tuik8s server did not start: {log.read_text(errors='replace')[-300:]}")
+            time.sleep(0.05)
+        import yaml
+
+        self.url = str(yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"])
+        self.token = read_token(self.kubeconfig)
+        return time.monotonic() - t0
+
+    def server_log_tail(self, lines: int = 15) -> list[str]:
+        log = self.base / "server.log"
+        return log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
+
+    def teardown(self, timeout: float = 600) -> None:
+        """`lab down`, then the server: every exit path comes here."""
+        if self.server is not None:
+            down = self.lab("down", check=False, timeout=timeout)
+            if down.returncode != 0:
+                print(f"lab down failed: {down.stderr.strip().splitlines()[-1:]}", flush=True)
+            REAPER.stop(self.server, timeout=10)
+            self.server = None
+
+
+def web_deployment_yaml(name: str, node: str | None = None) -> str:
+    """A Deployment of one `tuik8s/blog` pod (busybox httpd on port `http` 8080, Ready on
+    /healthz every second), labelled app=NAME, on `node` if given: the backend the lab
+    benchmarks put behind a Service."""
+    on_node = f"      nodeSelector: {{kubernetes.io/hostname: {node}}}\n" if node else ""
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+{on_node}      containers:
+        - name: web
+          image: tuik8s/blog:latest
+          imagePullPolicy: IfNotPresent
+          ports: [{{name: http, containerPort: 8080}}]
+          readinessProbe: {{httpGet: {{path: /healthz, port: http}}, periodSeconds: 1}}
+"""
+
+
+# ---- worker processes ----------------------------------------------------------------------
+# A benchmark runs its load in separate processes (the same script with `--role ROLE`), so
+# that the client's CPU is not the server's and is measured apart: each writes one JSON
+# result file, which the main process reads back.
+
+
+def api_session(token: str, ca: str | Path, limit: int) -> Any:
+    """An aiohttp session to the API server: bearer token, its CA, at most `limit` connections
+    (kept alive), no total timeout (watches and long load runs)."""
+    import aiohttp
+
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, ssl=client_ssl(Path(ca))),
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+    )
+
+
+async def watch_lines(resp: Any, clock: Callable[[], float] = time.time) -> AsyncIterator[tuple[float, bytes]]:
+    """The non-empty lines of a watch response as they arrive, each with `clock()` read when
+    the chunk that completed it arrived (the receipt time a watcher's figures use)."""
+    buf = b""
+    async for chunk in resp.content.iter_any():
+        now = clock()
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield now, line
+
+
+def role_parser(prog: str, roles: Sequence[str]) -> argparse.ArgumentParser:
+    """The arguments every worker role takes; the script adds its own."""
+    ap = argparse.ArgumentParser(prog=prog)
+    ap.add_argument("--role", required=True, choices=list(roles))
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--token", required=True)
+    ap.add_argument("--ca", required=True)
+    ap.add_argument("--out", required=True)
+    return ap
+
+
+def run_worker(fn: Any, a: argparse.Namespace) -> int:
+    """Run the worker coroutine `fn(a)`; write its result dict, with the process's CPU
+    seconds as `cpu_s`, to `a.out` (atomically: the main process reads it once it exists)."""
+    import orjson
+
+    t0 = time.process_time()
+    try:
+        result = asyncio.run(fn(a))
+    except KeyboardInterrupt:
+        return 1
+    result["cpu_s"] = time.process_time() - t0
+    tmp = a.out + ".tmp"
+    Path(tmp).write_bytes(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS))
+    os.replace(tmp, a.out)
+    return 0
+
+
+def spawn_role(script: str, role: str, url: str, token: str, ca: str | Path, out: Path,
+               *extra: str) -> subprocess.Popen[bytes]:
+    """Start `script --role ROLE ...` writing its result to `out`, its output to out.log."""
+    log = open(out.with_suffix(".log"), "wb")  # noqa: SIM115 - closed below, the child keeps its copy
+    p = REAPER.spawn(
+        # --token=...: a token may begin with "-", which argparse would take for an option
+        [PYTHON, str(Path(script).resolve()), "--role", role, "--url", url, f"--token={token}",
+         "--ca", str(ca), "--out", str(out), *extra],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    log.close()
+    return p
+
+
+def wait_role(p: subprocess.Popen[bytes], out: Path, timeout: float, what: str = "worker") -> dict[str, Any]:
+    """Wait for a worker and return its result; one-line RuntimeError if it hung or failed."""
+    import orjson
+
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        REAPER.stop(p)
+        raise RuntimeError(f"{out.name}: {what} did not finish within {timeout:.0f} s") from None
+    if p in REAPER.procs:
+        REAPER.procs.remove(p)
+    if not out.exists():
+        log = out.with_suffix(".log")
+        raise RuntimeError(f"{out.name}: {what} failed: {log.read_text(errors='replace')[-400:]}")
+    return dict(orjson.loads(out.read_bytes()))
+
+
+# ---- py-spy ----------------------------------------------------------------------------------
+
+
+def find_py_spy() -> str | None:
+    candidates = (REPO / ".venv" / "bin" / "py-spy", Path(sys.executable).parent / "py-spy")
+    return next((str(c) for c in candidates if c.exists()), None) or shutil.which("py-spy")
+
+
+class PySpy:
+    """`py-spy record` of raw stacks from one process, from now until `stop()`."""
+
+    def __init__(self, spy: str, pid: int, out: Path, rate: int) -> None:
+        self.out = out
+        self.proc = REAPER.spawn(
+            [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", str(rate), "--output", str(out),
+             "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self, timeout: float) -> Path:
+        self.proc.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C, not on SIGTERM
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout)
+        REAPER.stop(self.proc)
+        return self.out
+
+
+def aggregate_profile(path: Path, frame: Callable[[str], str]) -> dict[str, Any]:
+    """Samples per function from py-spy's raw stacks: where they were (own: the innermost
+    frame) and under which functions (inclusive); `frame` names a raw frame for the report."""
+    if not path.exists():
+        return {}
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        count = int(n)
+        total += count
+        frames = [frame(f) for f in stack.split(";") if f]
+        if frames:
+            own[frames[-1]] += count
+        for f in set(frames):
+            inclusive[f] += count
+    return {"total": total, "own": own.most_common(25), "inclusive": inclusive.most_common(40)}
+
+
+def profile_lines(prof: dict[str, Any], key: str) -> list[str]:
+    """The `own` or `inclusive` top list of `aggregate_profile` as report lines."""
+    total = prof.get("total") or 1
+    return [f"  {100 * n / total:5.1f}%  {name}" for name, n in prof[key]]
 
 
 # ---- the hello server itself (runs in its own process) -------------------------------------

@@ -45,17 +45,19 @@ from typing import Any
 import orjson
 from _harness import (
     BENCH,
-    PYTHON,
     REAPER,
     HelloServer,
     MachineCpu,
     ServerStartError,
     Target,
     TuikServer,
-    client_ssl,
+    api_session,
     median,
     percentile,
     proc_cpu_seconds,
+    role_parser,
+    run_worker,
+    spawn_role,
     uptime_line,
     wait_rusage,
 )
@@ -147,16 +149,6 @@ def progress(msg: str) -> None:
 # =====================================================================================
 
 
-def _session(token: str, ca: str, limit: int) -> Any:
-    import aiohttp
-
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=limit, ssl=client_ssl(Path(ca))),
-        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-    )
-
-
 async def role_load(a: argparse.Namespace) -> dict[str, Any]:
     """Python creators: `conc` workers on `conc` keep-alive connections.
 
@@ -176,7 +168,7 @@ async def role_load(a: argparse.Namespace) -> dict[str, Any]:
     state: dict[str, Any] = {"remaining": a.count or None, "stop": False}
     deadline = time.monotonic() + a.duration
     headers = {"Content-Type": "application/json"}
-    async with _session(a.token, a.ca, a.conc) as s:
+    async with api_session(a.token, a.ca, a.conc) as s:
         url = a.url + PODS
 
         async def worker(wid: int) -> None:
@@ -225,7 +217,7 @@ async def role_probe(a: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, list[Any]] = {}
     errs: Counter[str] = Counter()
     headers = {"Content-Type": "application/json"}
-    async with _session(a.token, a.ca, 8) as s:
+    async with api_session(a.token, a.ca, 8) as s:
         url = a.url + PODS
 
         async def one(i: int) -> None:
@@ -259,7 +251,7 @@ async def role_watch(a: argparse.Namespace) -> dict[str, Any]:
     types: Counter[str] = Counter()
     errors: list[str] = []
     ended = "deadline"
-    async with _session(a.token, a.ca, 2) as s:
+    async with api_session(a.token, a.ca, 2) as s:
         async with s.get(a.url + PODS) as r:
             listed = orjson.loads(await r.read())
         rv = listed.get("metadata", {}).get("resourceVersion", "0")
@@ -306,12 +298,7 @@ async def role_watch(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_role(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="apiserver.py --role")
-    ap.add_argument("--role", required=True, choices=["load", "probe", "watch"])
-    ap.add_argument("--url", required=True)
-    ap.add_argument("--token", required=True)
-    ap.add_argument("--ca", required=True)
-    ap.add_argument("--out", required=True)
+    ap = role_parser("apiserver.py --role", ["load", "probe", "watch"])
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--conc", type=int, default=CONNECTIONS)
     ap.add_argument("--count", type=int, default=0)
@@ -321,17 +308,7 @@ def run_role(argv: list[str]) -> int:
     ap.add_argument("--until-failure", action="store_true")
     a = ap.parse_args(argv)
     fn = {"load": role_load, "probe": role_probe, "watch": role_watch}[a.role]
-    t0 = time.process_time()
-    try:
-        result = asyncio.run(fn(a))
-    except KeyboardInterrupt:
-        return 1
-    result["cpu_s"] = time.process_time() - t0
-    tmp = a.out + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS))
-    os.replace(tmp, a.out)
-    return 0
+    return run_worker(fn, a)
 
 
 # =====================================================================================
@@ -356,14 +333,7 @@ class Bench:
     # ---- processes ----------------------------------------------------------------
 
     def spawn_role(self, role: str, target: Target, out: Path, *extra: str) -> Any:
-        log = open(out.with_suffix(".log"), "wb")  # noqa: SIM115 - closed with the process
-        p = REAPER.spawn(
-            [PYTHON, str(Path(__file__).resolve()), "--role", role, "--url", target.url, "--token", target.token,
-             "--ca", str(target.ca_file), "--out", str(out), *extra],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        return p
+        return spawn_role(__file__, role, target.url, target.token, target.ca_file, out, *extra)
 
     @staticmethod
     def wait_line(p: Any, log: Path, word: str, timeout: float = 30.0) -> None:
@@ -408,7 +378,7 @@ class Bench:
 
     def http(self, coro_fn: Any, target: Target) -> Any:
         async def go() -> Any:
-            async with _session(target.token, str(target.ca_file), 4) as s:
+            async with api_session(target.token, str(target.ca_file), 4) as s:
                 return await coro_fn(s, target.url)
         return asyncio.run(go())
 
@@ -660,8 +630,8 @@ class Bench:
 
             async def measure(restarted: bool = False) -> dict[str, Any]:
                 """tuik8s and hello requests alternate, so machine noise hits both alike."""
-                async with _session(target.token, str(target.ca_file), 2) as ts, \
-                        _session(hello.token, str(hello.ca_file), 2) as hs:
+                async with api_session(target.token, str(target.ca_file), 2) as ts, \
+                        api_session(hello.token, str(hello.ca_file), 2) as hs:
                     res: dict[str, Any] = {}
                     # the first LIST after writes also sorts the keys again: timed apart as "cold"
                     res["cold"], body, status = await timed_get(ts, target.url + ALL_PODS)

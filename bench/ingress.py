@@ -49,12 +49,15 @@ from _harness import (
     PYTHON,
     REAPER,
     REPO,
+    BenchError,
+    DockerLab,
     MachineCpu,
     ServerStartError,
     TuikServer,
     median,
     proc_cpu_seconds,
     uptime_line,
+    web_deployment_yaml,
 )
 
 HELLO = textwrap.dedent('''
@@ -71,35 +74,15 @@ HELLO = textwrap.dedent('''
 ''')
 
 LAB_CLUSTER = "bench-ingress"
-LAB_APP = """
+INGRESS_CLASS = """
 apiVersion: networking.k8s.io/v1
 kind: IngressClass
 metadata: {name: tuik8s}
 spec: {controller: tuik8s.io/ingress}
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: hello}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: hello}}
-  template:
-    metadata: {labels: {app: hello}}
-    spec:
-      containers:
-        - name: web
-          image: tuik8s/blog:latest
-          imagePullPolicy: IfNotPresent
-          ports: [{name: http, containerPort: 8080}]
-          readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: hello}
-spec:
-  selector: {app: hello}
-  ports: [{name: http, port: 80, targetPort: http}]
----
+"""
+
+INGRESS = """---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: hello}
@@ -112,13 +95,19 @@ spec:
       - {path: /, pathType: Prefix, backend: {service: {name: hello, port: {name: http}}}}
 """
 
-MANIFEST = """
-apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {{name: tuik8s}}
-spec: {{controller: tuik8s.io/ingress}}
----
+LAB_APP = INGRESS_CLASS + web_deployment_yaml("hello") + """---
 apiVersion: v1
+kind: Service
+metadata: {name: hello}
+spec:
+  selector: {app: hello}
+  ports: [{name: http, port: 80, targetPort: http}]
+""" + INGRESS
+
+
+def manifest(ip: str, port: int) -> str:
+    """The Ingress in front of a Service whose only endpoint is the hello backend."""
+    return INGRESS_CLASS + f"""apiVersion: v1
 kind: Service
 metadata: {{name: hello}}
 spec:
@@ -130,18 +119,7 @@ metadata: {{name: hello}}
 subsets:
 - addresses: [{{ip: {ip}}}]
   ports: [{{name: http, port: {port}}}]
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {{name: hello}}
-spec:
-  ingressClassName: tuik8s
-  rules:
-  - host: bench.local
-    http:
-      paths:
-      - {{path: /, pathType: Prefix, backend: {{service: {{name: hello, port: {{name: http}}}}}}}}
-"""
+""" + INGRESS
 
 
 def free_port() -> int:
@@ -253,49 +231,24 @@ def add_address() -> str:
     raise SystemExit("bench/ingress.py: cannot add an address to the loopback interface (needs root and iproute2)")
 
 
-class LabBackend:
+class LabBackend(DockerLab):
     """A 2-node lab with one web pod; `start` returns its kubeconfig and the pod's address."""
 
     def __init__(self, base: Path) -> None:
-        self.base = base
-        self.data = base / "data"
-        self.server: subprocess.Popen[bytes] | None = None
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "HOME": str(self.base), "KUBECONFIG": str(self.data / "kubeconfig")}
-
-    def lab(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([PYTHON, "-m", "tuik8s.cli", "lab", *args, "--cluster", LAB_CLUSTER,
-                               "--data-dir", str(self.data)], capture_output=True, text=True, env=self.env(),
-                              cwd=str(REPO), timeout=900)
+        super().__init__(LAB_CLUSTER, base)
 
     def start(self) -> tuple[Path, str, int]:
         import asyncio
         import json
 
         sys.path.insert(0, str(REPO))
-        from tuik8s.nodes.docker import DockerNodeProvider, ImageBuilder
+        from tuik8s.nodes.docker import ImageBuilder
 
         asyncio.run(ImageBuilder(say=lambda line: print(f"  {line}", flush=True)).build())
-        net = asyncio.run(DockerNodeProvider(LAB_CLUSTER, self.data).network(allocate=True))
-        if net is None:
-            raise ServerStartError("cannot allocate the lab network")
-        log = self.base / "server.log"
-        with open(log, "wb") as out:
-            self.server = REAPER.spawn(
-                [PYTHON, "-m", "tuik8s.cli", "server", "--cluster", LAB_CLUSTER, "--data-dir", str(self.data),
-                 "--port", "0", "--host", "0.0.0.0", "--advertise", net.gateway, "--no-user-kubeconfig"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(REPO), env=self.env(),
-            )
-        deadline = time.monotonic() + 90
-        while "control plane ready" not in log.read_text(errors="replace"):
-            if self.server.poll() is not None or time.monotonic() > deadline:
-                raise ServerStartError(f"tuik8s server did not start: {log.read_text(errors='replace')[-300:]}")
-            time.sleep(0.1)
-        up = self.lab("up", "--nodes", "2")
+        self.start_server(timeout=90)
+        up = self.lab("up", "--nodes", "2", check=False, timeout=900)
         if up.returncode != 0:
             raise ServerStartError(f"lab up failed: {(up.stderr.strip().splitlines() or ['?'])[-1]}")
-        kubeconfig = self.data / "kubeconfig"
         subprocess.run(["kubectl", "apply", "-f", "-"], input=LAB_APP, text=True, check=True,
                        capture_output=True, env=self.env())
         deadline = time.monotonic() + 180
@@ -305,15 +258,12 @@ class LabBackend:
             subsets = (json.loads(out.stdout).get("subsets") or []) if out.returncode == 0 else []
             for subset in subsets:
                 for addr in subset.get("addresses") or []:
-                    return kubeconfig, addr["ip"], int(subset["ports"][0]["port"])
+                    return self.kubeconfig, addr["ip"], int(subset["ports"][0]["port"])
             time.sleep(0.5)
         raise ServerStartError("the web pod did not get Ready in 180 s")
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.lab("down")
-            REAPER.stop(self.server, timeout=10)
-            self.server = None
+        self.teardown(timeout=900)
 
 
 def fmt(r: Result) -> str:
@@ -377,7 +327,7 @@ def measure(args: argparse.Namespace, tmp: Path, lab: LabBackend | None) -> int:
         server = TuikServer(tmp / "data", flags=("--no-scheduler", "--no-controllers")).start()
         kubeconfig = server.data_dir / "kubeconfig"
         subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "apply", "-f", "-"],
-                       input=MANIFEST.format(ip=ip, port=port), text=True, check=True, capture_output=True,
+                       input=manifest(ip, port), text=True, check=True, capture_output=True,
                        env={**os.environ, "HOME": str(tmp)})
 
     targets = [
@@ -429,7 +379,7 @@ def measure(args: argparse.Namespace, tmp: Path, lab: LabBackend | None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except ServerStartError as e:
+    except (ServerStartError, BenchError) as e:
         print(f"bench/ingress.py: {e}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

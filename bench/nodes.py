@@ -57,18 +57,21 @@ from _harness import (
     PYTHON,
     REAPER,
     REPO,
+    BenchError,
+    DockerLab,
     MachineCpu,
     client_ssl,
     median,
     percentile,
-    read_token,
+    sh,
     uptime_line,
+    watch_lines,
 )
 
 sys.path.insert(0, str(REPO))
 from tuik8s.controllers.runner import Timings  # noqa: E402
 from tuik8s.kubelet.node import LAB_LEASE_DURATION  # noqa: E402
-from tuik8s.nodes.docker import DockerNodeProvider, ImageBuilder  # noqa: E402
+from tuik8s.nodes.docker import ImageBuilder  # noqa: E402
 
 CLUSTER = "bench-nodes"
 NODES = 3
@@ -96,81 +99,17 @@ def progress(msg: str) -> None:
     print(f"  .. {msg}", flush=True)
 
 
-class BenchError(Exception):
-    """A step of the benchmark failed; the message is one line."""
-
-
 # ---- the lab and the control plane -----------------------------------------------------------
 
 
-def sh(*cmd: str, check: bool = True, timeout: float = 600, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, cwd=REPO, input=input)
-    if check and r.returncode != 0:
-        last = (r.stderr.strip() or r.stdout.strip()).splitlines()[-1:] or [f"exit {r.returncode}"]
-        raise BenchError(f"{' '.join(cmd[:6])} failed: {last[0]}")
-    return r
-
-
-class Lab:
+class Lab(DockerLab):
     """The cluster `bench-nodes`: its data dir, server process and `tuik8s lab` commands."""
 
     def __init__(self, base: Path) -> None:
-        self.base = base
-        self.data = base / "data"
-        self.server: subprocess.Popen[bytes] | None = None
-        self.url = ""
-        self.token = ""
-        self.gateway = ""
+        super().__init__(CLUSTER, base)
 
-    @property
-    def ca(self) -> Path:
-        return self.data / "pki" / "ca.crt"
-
-    def lab(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return sh(PYTHON, "-m", "tuik8s.cli", "lab", *args, "--cluster", CLUSTER, "--data-dir", str(self.data),
-                  check=check, timeout=timeout)
-
-    def container(self, node: str) -> str:
-        return f"tuik8s-{CLUSTER}-{node}"
-
-    def start_server(self) -> float:
-        net = asyncio.run(DockerNodeProvider(CLUSTER, self.data).network(allocate=True))
-        if net is None:
-            raise BenchError("cannot allocate the lab network")
-        self.gateway = net.gateway
-        log = self.base / "server.log"
-        t0 = time.monotonic()
-        with open(log, "wb") as out:
-            self.server = REAPER.spawn(
-                [PYTHON, "-m", "tuik8s.cli", "server", "--cluster", CLUSTER, "--data-dir", str(self.data),
-                 "--port", "0", "--host", "0.0.0.0", "--advertise", net.gateway, "--no-user-kubeconfig"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(REPO),
-                env={**os.environ, "HOME": str(self.base / "home")},
-            )
-        deadline = time.monotonic() + 60
-        while "ready" not in log.read_text(errors="replace"):
-            if self.server.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"tuik8s server did not start: {log.read_text(errors='replace')[-300:]}")
-            time.sleep(0.05)
-        import yaml
-
-        kubeconfig = self.data / "kubeconfig"
-        self.url = str(yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"])
-        self.token = read_token(kubeconfig)
-        return time.monotonic() - t0
-
-    def server_log_tail(self, lines: int = 15) -> list[str]:
-        log = self.base / "server.log"
-        return log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
-
-    def teardown(self) -> None:
-        """`lab down`, then the server: every exit path comes here."""
-        if self.server is not None:
-            down = self.lab("down", check=False, timeout=300)
-            if down.returncode != 0:
-                say(f"lab down failed: {down.stderr.strip().splitlines()[-1:]}")
-            REAPER.stop(self.server, timeout=10)
-            self.server = None
+    def teardown(self, timeout: float = 300) -> None:
+        super().teardown(timeout)
 
 
 # ---- the API client ------------------------------------------------------------------------
@@ -248,21 +187,14 @@ class Api:
                     started.set()
                     return
                 started.set()
-                buf = b""
-                async for chunk in r.content.iter_any():
-                    now = time.monotonic()
-                    buf += chunk
-                    *lines, buf = buf.split(b"\n")
-                    for line in lines:
-                        if not line.strip():
-                            continue
-                        ev = json.loads(line)
-                        if ev.get("type") == "ERROR":
-                            errors.append(f"watch {path}: {line[:200]!r}")
-                            return
-                        obj = ev.get("object") or {}
-                        rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
-                        handle(str(ev.get("type")), obj, now)
+                async for now, line in watch_lines(r, time.monotonic):
+                    ev = json.loads(line)
+                    if ev.get("type") == "ERROR":
+                        errors.append(f"watch {path}: {line[:200]!r}")
+                        return
+                    obj = ev.get("object") or {}
+                    rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
+                    handle(str(ev.get("type")), obj, now)
             errors.append(f"watch {path} ended by the server; resumed from {rv}")
 
 

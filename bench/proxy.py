@@ -48,34 +48,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import PYTHON, REAPER, REPO, median, percentile, uptime_line
+from _harness import (
+    REAPER,
+    REPO,
+    BenchError,
+    DockerLab,
+    median,
+    percentile,
+    sh,
+    uptime_line,
+    web_deployment_yaml,
+)
 
 sys.path.insert(0, str(REPO))
 from tuik8s.client.client import ApiClient  # noqa: E402
 from tuik8s.client.errors import ApiError  # noqa: E402
-from tuik8s.nodes.docker import DockerNodeProvider, ImageBuilder  # noqa: E402
+from tuik8s.nodes.docker import ImageBuilder  # noqa: E402
 
 CLUSTER = "bench-proxy"
 TARGETS = ("direct", "nodeport-local", "nodeport-remote", "clusterip")
 
-APP = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      nodeSelector: {kubernetes.io/hostname: node1}
-      containers:
-        - name: web
-          image: tuik8s/blog:latest
-          imagePullPolicy: IfNotPresent
-          ports: [{name: http, containerPort: 8080}]
-          readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 1}
----
+APP = "\n" + web_deployment_yaml("web", node="node1") + """---
 apiVersion: v1
 kind: Service
 metadata: {name: web}
@@ -110,41 +103,16 @@ for line in sys.stdin:
 """
 
 
-class BenchError(Exception):
-    """A step failed; one line."""
-
-
 def say(msg: str = "") -> None:
     print(msg, flush=True)
 
 
-def sh(*cmd: str, check: bool = True, timeout: float = 600, input: str | None = None,
-       env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, cwd=REPO, input=input, env=env)
-    if check and r.returncode != 0:
-        last = (r.stderr.strip() or r.stdout.strip()).splitlines()[-1:] or [f"exit {r.returncode}"]
-        raise BenchError(f"{' '.join(cmd[:6])} failed: {last[0]}")
-    return r
+class Lab(DockerLab):
+    """The cluster `bench-proxy`, and the host routes the bench adds (removed at teardown)."""
 
-
-class Lab:
     def __init__(self, base: Path) -> None:
-        self.base = base
-        self.data = base / "data"
-        self.server: subprocess.Popen[bytes] | None = None
-        self.net: Any = None
+        super().__init__(CLUSTER, base)
         self.routes: list[str] = []
-
-    @property
-    def kubeconfig(self) -> Path:
-        return self.data / "kubeconfig"
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "HOME": str(self.base / "home"), "KUBECONFIG": str(self.kubeconfig)}
-
-    def lab(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return sh(PYTHON, "-m", "tuik8s.cli", "lab", *args, "--cluster", CLUSTER, "--data-dir", str(self.data),
-                  check=check, env=self.env())
 
     def kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return sh("kubectl", *args, input=input, env=self.env(), timeout=60)
@@ -152,41 +120,18 @@ class Lab:
     def get(self, *what: str) -> dict[str, Any]:
         return dict(json.loads(self.kubectl("get", *what, "-o", "json").stdout))
 
-    def container(self, node: str) -> str:
-        return f"tuik8s-{CLUSTER}-{node}"
-
     def start(self) -> None:
-        self.net = asyncio.run(DockerNodeProvider(CLUSTER, self.data).network(allocate=True))
-        if self.net is None:
-            raise BenchError("cannot allocate the lab network")
-        (self.base / "home").mkdir(parents=True, exist_ok=True)
-        log = self.base / "server.log"
-        with open(log, "wb") as out:
-            self.server = REAPER.spawn(
-                [PYTHON, "-m", "tuik8s.cli", "server", "--cluster", CLUSTER, "--data-dir", str(self.data),
-                 "--port", "0", "--host", "0.0.0.0", "--advertise", self.net.gateway, "--no-user-kubeconfig"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(REPO), env=self.env(),
-            )
-        deadline = time.monotonic() + 60
-        while "control plane ready" not in log.read_text(errors="replace") or not self.kubeconfig.exists():
-            if self.server.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"tuik8s server did not start: {log.read_text(errors='replace')[-300:]}")
-            time.sleep(0.05)
+        self.start_server()
         self.lab("up", "--nodes", "2")
 
     def route(self, ip: str, via: str) -> None:
         sh("ip", "route", "replace", f"{ip}/32", "via", via)
         self.routes.append(ip)
 
-    def teardown(self) -> None:
+    def teardown(self, timeout: float = 600) -> None:
         for ip in self.routes:
             sh("ip", "route", "del", f"{ip}/32", check=False)
-        if self.server is not None:
-            down = self.lab("down", check=False)
-            if down.returncode != 0:
-                say(f"lab down failed: {down.stderr.strip().splitlines()[-1:]}")
-            REAPER.stop(self.server, timeout=10)
-            self.server = None
+        super().teardown(timeout)
 
 
 def wait_for(fn: Any, within: float, what: str) -> Any:

@@ -38,8 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -53,13 +51,23 @@ from _harness import (
     REAPER,
     REPO,
     MachineCpu,
+    PySpy,
     ServerStartError,
     TuikServer,
-    client_ssl,
+    aggregate_profile,
+    api_session,
+    find_py_spy,
     median,
     proc_cpu_seconds,
     proc_memory_kb,
+    profile_lines,
+    role_parser,
+    run_bench,
+    run_worker,
+    spawn_role,
     uptime_line,
+    wait_role,
+    watch_lines,
 )
 
 NS = "scale"
@@ -105,16 +113,6 @@ def pod_body(i: int, nodes: int, prefix: str) -> dict[str, Any]:
 BACKGROUND = orjson.dumps({"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"})
 
 
-def _session(token: str, ca: str, limit: int) -> Any:
-    import aiohttp
-
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=limit, ssl=client_ssl(Path(ca))),
-        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-    )
-
-
 # =====================================================================================
 # the load process: creates or deletes as fast as the API answers
 # =====================================================================================
@@ -132,7 +130,7 @@ async def role_load(a: argparse.Namespace) -> dict[str, Any]:
     work = iter(range(count))
     first: list[float] = []
 
-    async with _session(a.token, a.ca, a.conc) as s:
+    async with api_session(a.token, a.ca, a.conc) as s:
 
         async def one(i: int) -> None:
             if a.action == "create":
@@ -161,31 +159,16 @@ async def role_load(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_role(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="scale.py --role load")
-    ap.add_argument("--role", required=True, choices=["load"])
+    ap = role_parser("scale.py --role load", ["load"])
     ap.add_argument("--action", required=True, choices=["create", "delete"])
     ap.add_argument("--kind", required=True, choices=["deployments", "pods"])
-    ap.add_argument("--url", required=True)
-    ap.add_argument("--token", required=True)
-    ap.add_argument("--ca", required=True)
-    ap.add_argument("--out", required=True)
     ap.add_argument("--deployments", type=int, default=50)
     ap.add_argument("--replicas", type=int, default=200)
     ap.add_argument("--pods", type=int, default=10_000)
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument("--prefix", default="hollow-")
     ap.add_argument("--conc", type=int, default=32)
-    a = ap.parse_args(argv)
-    t0 = time.process_time()
-    try:
-        result = asyncio.run(role_load(a))
-    except KeyboardInterrupt:
-        return 1
-    result["cpu_s"] = time.process_time() - t0
-    tmp = a.out + ".tmp"
-    Path(tmp).write_bytes(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS))
-    os.replace(tmp, a.out)
-    return 0
+    return run_worker(role_load, ap.parse_args(argv))
 
 
 # =====================================================================================
@@ -249,19 +232,13 @@ async def watch_forever(s: Any, url: str, path: str, apply: Any, ready: asyncio.
     while True:
         params = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true", "timeoutSeconds": "3600"}
         async with s.get(url + path, params=params) as r:
-            buf = b""
-            async for chunk in r.content.iter_any():
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    ev = orjson.loads(line)
-                    if ev["type"] == "ERROR":
-                        raise RuntimeError(f"watch {path}: {ev['object'].get('message')}")
-                    rv = ev["object"]["metadata"].get("resourceVersion") or rv
-                    if ev["type"] != "BOOKMARK":
-                        apply(ev["type"], ev["object"])
+            async for _, line in watch_lines(r):
+                ev = orjson.loads(line)
+                if ev["type"] == "ERROR":
+                    raise RuntimeError(f"watch {path}: {ev['object'].get('message')}")
+                rv = ev["object"]["metadata"].get("resourceVersion") or rv
+                if ev["type"] != "BOOKMARK":
+                    apply(ev["type"], ev["object"])
 
 
 class NodeCounts:
@@ -291,54 +268,24 @@ class Profiler:
     """py-spy on one process for one phase; `stop()` returns own and inclusive top functions."""
 
     def __init__(self, pid: int, out: Path) -> None:
-        candidates = (REPO / ".venv" / "bin" / "py-spy", Path(sys.executable).parent / "py-spy")
-        spy = next((str(c) for c in candidates if c.exists()), None) or shutil.which("py-spy")
+        spy = find_py_spy()
         if spy is None:
             raise RuntimeError("py-spy is not installed (.venv/bin/pip install py-spy)")
-        self.out = out
-        self.proc = REAPER.spawn(
-            [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "100", "--output", str(out), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        self.spy = PySpy(spy, pid, out, 100)
 
     def stop(self) -> dict[str, Any]:
-        self.proc.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            pass
-        REAPER.stop(self.proc)
-        return aggregate_profile(self.out)
+        return aggregate_profile(self.spy.stop(60), _frame)
 
 
-def aggregate_profile(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for line in path.read_text(errors="replace").splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not n.isdigit():
-            continue
-        count = int(n)
-        total += count
-        frames = []
-        for f in stack.split(";"):
-            if not f:
-                continue
-            name, _, where = f.partition(" (")
-            file = where.split(":")[0].replace(str(REPO) + "/", "")
-            if "/site-packages/" in file:
-                file = file.split("/site-packages/")[1]
-            elif "/lib/python3" in file:
-                file = "stdlib/" + file.split("/lib/python3")[1].split("/", 1)[-1]
-            frames.append(f"{name} ({file})")
-        if frames:
-            own[frames[-1]] += count
-        for f in set(frames):
-            inclusive[f] += count
-    return {"total": total, "own": own.most_common(25), "inclusive": inclusive.most_common(40)}
+def _frame(f: str) -> str:
+    """`name (file)`, the file relative to the repo, site-packages or the stdlib."""
+    name, _, where = f.partition(" (")
+    file = where.split(":")[0].replace(str(REPO) + "/", "")
+    if "/site-packages/" in file:
+        file = file.split("/site-packages/")[1]
+    elif "/lib/python3" in file:
+        file = "stdlib/" + file.split("/lib/python3")[1].split("/", 1)[-1]
+    return f"{name} ({file})"
 
 
 def print_profile(title: str, prof: dict[str, Any]) -> None:
@@ -347,11 +294,11 @@ def print_profile(title: str, prof: dict[str, Any]) -> None:
         say(f"{title}: no samples")
         return
     say(f"{title} ({total} samples at 100 Hz); most own time:")
-    for name, n in prof["own"]:
-        say(f"  {100 * n / total:5.1f}%  {name}")
+    for line in profile_lines(prof, "own"):
+        say(line)
     say("  most inclusive time:")
-    for name, n in prof["inclusive"]:
-        say(f"  {100 * n / total:5.1f}%  {name}")
+    for line in profile_lines(prof, "inclusive"):
+        say(line)
 
 
 # =====================================================================================
@@ -371,28 +318,13 @@ class Bench:
 
     def spawn_load(self, srv: TuikServer, action: str, kind: str, out: Path) -> subprocess.Popen[bytes]:
         a = self.args
-        log = open(out.with_suffix(".log"), "wb")  # noqa: SIM115 - closed below, the child keeps its copy
-        p = REAPER.spawn(
-            [PYTHON, str(Path(__file__).resolve()), "--role", "load", "--action", action, "--kind", kind,
-             "--url", srv.url, "--token", srv.token, "--ca", str(srv.ca_file), "--out", str(out),
-             "--deployments", str(a.deployments), "--replicas", str(a.replicas), "--pods", str(self.pods),
-             "--nodes", str(a.nodes), "--conc", str(a.conc)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        return p
+        return spawn_role(__file__, "load", srv.url, srv.token, srv.ca_file, out,
+                          "--action", action, "--kind", kind,
+                          "--deployments", str(a.deployments), "--replicas", str(a.replicas), "--pods", str(self.pods),
+                          "--nodes", str(a.nodes), "--conc", str(a.conc))
 
     def wait_load(self, p: subprocess.Popen[bytes], out: Path, timeout: float) -> dict[str, Any]:
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            REAPER.stop(p)
-            raise RuntimeError(f"{out.name}: the load process did not finish within {timeout:.0f} s") from None
-        if p in REAPER.procs:
-            REAPER.procs.remove(p)
-        if not out.exists():
-            raise RuntimeError(f"{out.name}: load process failed: {out.with_suffix('.log').read_text(errors='replace')[-400:]}")
-        return dict(orjson.loads(out.read_bytes()))
+        return wait_role(p, out, timeout, "load process")
 
     def start_hollow(self, srv: TuikServer, tag: str) -> subprocess.Popen[bytes]:
         a = self.args
@@ -430,7 +362,7 @@ class Bench:
         a = self.args
         n = self.pods
         res: dict[str, Any] = {}
-        async with _session(srv.token, str(srv.ca_file), 8) as s:
+        async with api_session(srv.token, str(srv.ca_file), 8) as s:
             async with s.post(srv.url + "/api/v1/namespaces", data=orjson.dumps(
                     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
                     headers={"Content-Type": "application/json"}) as resp:
@@ -684,14 +616,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.nodes, args.deployments, args.replicas, args.rounds = 100, 10, 100, 1
-    REAPER.install()
-    try:
-        return Bench(args).run()
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
-    finally:
-        REAPER.cleanup()
+    return run_bench(Bench(args).run)
 
 
 if __name__ == "__main__":

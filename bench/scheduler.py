@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -45,16 +43,25 @@ from typing import Any
 
 import orjson
 from _harness import (
-    PYTHON,
     REAPER,
     REPO,
+    PySpy,
     ServerStartError,
-    client_ssl,
+    TuikServer,
+    aggregate_profile,
+    api_session,
+    find_py_spy,
     median,
     percentile,
     proc_cpu_seconds,
-    read_token,
+    profile_lines,
+    role_parser,
+    run_bench,
+    run_worker,
+    spawn_role,
     uptime_line,
+    wait_role,
+    watch_lines,
 )
 
 sys.path.insert(0, str(REPO))
@@ -107,16 +114,6 @@ def pod_body(name: str, owner: int) -> dict[str, Any]:
     }
 
 
-def _session(token: str, ca: str, limit: int) -> Any:
-    import aiohttp
-
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=limit, ssl=client_ssl(Path(ca))),
-        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-    )
-
-
 # =====================================================================================
 # worker roles (separate processes)
 # =====================================================================================
@@ -127,7 +124,7 @@ async def role_create(a: argparse.Namespace) -> dict[str, Any]:
     codes: Counter[int] = Counter()
     names = iter(range(a.count))
     headers = {"Content-Type": "application/json"}
-    async with _session(a.token, a.ca, a.conc) as s:
+    async with api_session(a.token, a.ca, a.conc) as s:
         url = a.url + PODS
 
         async def worker() -> None:
@@ -157,7 +154,7 @@ async def role_bind(a: argparse.Namespace) -> dict[str, Any]:
     names = orjson.loads(await asyncio.to_thread(Path(a.names).read_bytes))
     codes: Counter[int] = Counter()
     work = iter(enumerate(names))
-    async with _session(a.token, a.ca, a.conc) as s:
+    async with api_session(a.token, a.ca, a.conc) as s:
 
         async def worker() -> None:
             for i, name in work:
@@ -176,25 +173,19 @@ async def role_dumb_binder(a: argparse.Namespace) -> dict[str, Any]:
     queue: asyncio.Queue[str] = asyncio.Queue()
     seen: set[str] = set()
     done = asyncio.Event()
-    async with _session(a.token, a.ca, a.conc + 1) as s:
+    async with api_session(a.token, a.ca, a.conc + 1) as s:
         async with s.get(a.url + PODS) as r:
             rv = orjson.loads(await r.read())["metadata"]["resourceVersion"]
 
         async def watch() -> None:
             async with s.get(a.url + PODS, params={"watch": "true", "resourceVersion": rv}) as r:
-                buf = b""
-                async for chunk in r.content.iter_any():
-                    buf += chunk
-                    *lines, buf = buf.split(b"\n")
-                    for line in lines:
-                        if not line.strip():
-                            continue
-                        ev = orjson.loads(line)
-                        obj = ev["object"]
-                        name = obj["metadata"]["name"]
-                        if ev["type"] == "ADDED" and not obj["spec"].get("nodeName") and name not in seen:
-                            seen.add(name)
-                            queue.put_nowait(name)
+                async for _, line in watch_lines(r):
+                    ev = orjson.loads(line)
+                    obj = ev["object"]
+                    name = obj["metadata"]["name"]
+                    if ev["type"] == "ADDED" and not obj["spec"].get("nodeName") and name not in seen:
+                        seen.add(name)
+                        queue.put_nowait(name)
 
         counter = iter(range(10**9))
 
@@ -214,12 +205,7 @@ async def role_dumb_binder(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_role(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="scheduler.py --role")
-    ap.add_argument("--role", required=True, choices=["create", "bind", "dumb-binder"])
-    ap.add_argument("--url", required=True)
-    ap.add_argument("--token", required=True)
-    ap.add_argument("--ca", required=True)
-    ap.add_argument("--out", required=True)
+    ap = role_parser("scheduler.py --role", ["create", "bind", "dumb-binder"])
     ap.add_argument("--count", type=int, default=0)
     ap.add_argument("--conc", type=int, default=32)
     ap.add_argument("--nodes", type=int, default=1000)
@@ -227,16 +213,7 @@ def run_role(argv: list[str]) -> int:
     ap.add_argument("--prefix", default="pod")
     a = ap.parse_args(argv)
     fn = {"create": role_create, "bind": role_bind, "dumb-binder": role_dumb_binder}[a.role]
-    t0 = time.process_time()
-    try:
-        result = asyncio.run(fn(a))
-    except KeyboardInterrupt:
-        return 1
-    result["cpu_s"] = time.process_time() - t0
-    tmp = a.out + ".tmp"
-    Path(tmp).write_bytes(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS))
-    os.replace(tmp, a.out)
-    return 0
+    return run_worker(fn, a)
 
 
 # =====================================================================================
@@ -244,53 +221,9 @@ def run_role(argv: list[str]) -> int:
 # =====================================================================================
 
 
-class Server:
-    """`tuik8s server` on a fresh data dir, with extra flags."""
-
-    def __init__(self, data_dir: Path, *flags: str) -> None:
-        self.data_dir = data_dir
-        self.flags = flags
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = self.token = ""
-
-    @property
-    def ca(self) -> str:
-        return str(self.data_dir / "pki" / "ca.crt")
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self, timeout: float = 60.0) -> Server:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        out, err = self.data_dir.parent / f"{self.data_dir.name}.out", self.data_dir.parent / f"{self.data_dir.name}.err"
-        with open(out, "wb") as fo, open(err, "wb") as fe:
-            self.proc = REAPER.spawn(
-                [PYTHON, "-m", "tuik8s.cli", "server", "--data-dir", str(self.data_dir), "--port", "0",
-                 "--no-user-kubeconfig", *self.flags],
-                stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, cwd=str(REPO),
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = next((ln for ln in out.read_text(errors="replace").splitlines() if "ready" in ln), "")
-            if line:
-                self.url = next(w for w in line.split() if w.startswith("https://")).rstrip(",)")
-                self.token = read_token(self.data_dir / "kubeconfig")
-                return self
-            if self.proc.poll() is not None:
-                tail = err.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                raise ServerStartError(f"tuik8s server exited before it was ready: {tail[0]}")
-            time.sleep(0.05)
-        raise ServerStartError(f"tuik8s server was not ready within {timeout:.0f} s")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            REAPER.stop(self.proc)
-
-    def stderr(self) -> str:
-        err = self.data_dir.parent / f"{self.data_dir.name}.err"
-        return err.read_text(errors="replace") if err.exists() else ""
+def _frame(f: str) -> str:
+    """`name (file)`, the file relative to the repo (a py-spy raw frame is `name (file:line)`)."""
+    return f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].replace(str(REPO) + "/", "") + ")"
 
 
 class Watcher:
@@ -304,22 +237,15 @@ class Watcher:
 
     async def run(self, s: Any, url: str, rv: str, prefix: str) -> None:
         async with s.get(url + PODS, params={"watch": "true", "resourceVersion": rv}) as r:
-            buf = b""
-            async for chunk in r.content.iter_any():
-                now = time.time()
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    obj = orjson.loads(line)["object"]
-                    name = obj["metadata"]["name"]
-                    node = (obj.get("spec") or {}).get("nodeName")
-                    if node and name.startswith(prefix) and name not in self.bound:
-                        self.bound[name] = now
-                        self.node_of[name] = node
-                        if len(self.bound) >= self.want:
-                            self.complete.set()
+            async for now, line in watch_lines(r):
+                obj = orjson.loads(line)["object"]
+                name = obj["metadata"]["name"]
+                node = (obj.get("spec") or {}).get("nodeName")
+                if node and name.startswith(prefix) and name not in self.bound:
+                    self.bound[name] = now
+                    self.node_of[name] = node
+                    if len(self.bound) >= self.want:
+                        self.complete.set()
 
 
 class Bench:
@@ -328,28 +254,11 @@ class Bench:
         self.root = REAPER.mkdtemp("tuik8s-sched-bench-")
         self.problems: list[str] = []
 
-    def spawn_role(self, role: str, srv: Server, out: Path, *extra: str) -> subprocess.Popen[bytes]:
-        log = open(out.with_suffix(".log"), "wb")  # noqa: SIM115 - closed with the process
-        p = REAPER.spawn(
-            [PYTHON, str(Path(__file__).resolve()), "--role", role, "--url", srv.url, "--token", srv.token,
-             "--ca", srv.ca, "--out", str(out), *extra],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        return p
+    def spawn_role(self, role: str, srv: TuikServer, out: Path, *extra: str) -> subprocess.Popen[bytes]:
+        return spawn_role(__file__, role, srv.url, srv.token, srv.ca_file, out, *extra)
 
     def wait_proc(self, p: subprocess.Popen[bytes], out: Path, timeout: float) -> dict[str, Any]:
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            REAPER.stop(p)
-            raise RuntimeError(f"{out.name}: worker did not finish within {timeout:.0f} s") from None
-        if p in REAPER.procs:
-            REAPER.procs.remove(p)
-        if not out.exists():
-            log = out.with_suffix(".log")
-            raise RuntimeError(f"{out.name}: worker failed: {log.read_text(errors='replace')[-400:]}")
-        return dict(orjson.loads(out.read_bytes()))
+        return wait_role(p, out, timeout)
 
     async def create_nodes(self, s: Any, url: str) -> float:
         t0 = time.monotonic()
@@ -400,21 +309,21 @@ class Bench:
 
     def round(self, r: int, kind: str, profile: bool = False) -> dict[str, Any]:
         flags = ("--no-controllers",) if kind == "scheduler" else ("--no-controllers", "--no-scheduler")
-        srv = Server(self.root / f"{kind}-{r}", *flags).start()
+        srv = TuikServer(self.root / f"{kind}-{r}", flags=flags).start()
         out: dict[str, Any] = {"kind": kind}
         try:
             out.update(asyncio.run(self._round(r, kind, srv, profile)))
         finally:
             srv.stop()
-            errs = [ln for ln in srv.stderr().splitlines() if "Traceback" in ln or "ERROR" in ln]
+            errs = [ln for ln in srv.stderr_all().splitlines() if "Traceback" in ln or "ERROR" in ln]
             if errs:
                 self.problems.append(f"{kind} round {r}: server stderr: {errs[0][:200]} ({len(errs)} such lines)")
         return out
 
-    async def _round(self, r: int, kind: str, srv: Server, profile: bool) -> dict[str, Any]:
+    async def _round(self, r: int, kind: str, srv: TuikServer, profile: bool) -> dict[str, Any]:
         a = self.args
         res: dict[str, Any] = {}
-        async with _session(srv.token, srv.ca, 32) as s:
+        async with api_session(srv.token, srv.ca_file, 32) as s:
             res["nodes_s"] = await self.create_nodes(s, srv.url)
             if kind == "scheduler":
                 await self.wait_scheduler_ready(s, srv.url)
@@ -475,44 +384,17 @@ class Bench:
 
     # ---- py-spy ------------------------------------------------------------------------------
 
-    def start_profiler(self, pid: int) -> tuple[subprocess.Popen[bytes], Path] | None:
-        spy = shutil.which("py-spy") or str(REPO / ".venv" / "bin" / "py-spy")
-        if not Path(spy).exists():
+    def start_profiler(self, pid: int) -> PySpy | None:
+        spy = find_py_spy()
+        if spy is None:
             self.problems.append("--profile: py-spy is not installed (.venv/bin/pip install py-spy)")
             return None
-        out = self.root / "profile.txt"
-        p = REAPER.spawn([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
-                          "--output", str(out), "--nonblocking"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = PySpy(spy, pid, self.root / "profile.txt", 250)
         time.sleep(0.5)
-        return p, out
+        return p
 
-    def stop_profiler(self, spy: tuple[subprocess.Popen[bytes], Path]) -> dict[str, Any]:
-        p, out = spy
-        p.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C, not on SIGTERM
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-        REAPER.stop(p)
-        if not out.exists():
-            return {}
-        own: Counter[str] = Counter()
-        inclusive: Counter[str] = Counter()
-        total = 0
-        for line in out.read_text(errors="replace").splitlines():
-            stack, _, n = line.rpartition(" ")
-            if not n.isdigit():
-                continue
-            count = int(n)
-            total += count
-            frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].replace(str(REPO) + "/", "") + ")"
-                      for f in stack.split(";") if f]
-            if frames:
-                own[frames[-1]] += count
-            for f in set(frames):
-                inclusive[f] += count
-        return {"total": total, "own": own.most_common(25), "inclusive": inclusive.most_common(40)}
+    def stop_profiler(self, spy: PySpy) -> dict[str, Any]:
+        return aggregate_profile(spy.stop(30), _frame)
 
     # ---- the whole run ---------------------------------------------------------------------
 
@@ -581,11 +463,11 @@ class Bench:
             total = profile["total"] or 1
             say()
             say(f"py-spy, server process during a scheduler round ({total} samples); most own time:")
-            for name, n in profile["own"]:
-                say(f"  {100 * n / total:5.1f}%  {name}")
+            for line in profile_lines(profile, "own"):
+                say(line)
             say("most inclusive time:")
-            for name, n in profile["inclusive"]:
-                say(f"  {100 * n / total:5.1f}%  {name}")
+            for line in profile_lines(profile, "inclusive"):
+                say(line)
         for p in self.problems:
             say(f"problem: {p}")
 
@@ -603,14 +485,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.pods = 1, 2000
-    REAPER.install()
-    try:
-        return Bench(args).run()
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
-    finally:
-        REAPER.cleanup()
+    return run_bench(Bench(args).run)
 
 
 if __name__ == "__main__":
