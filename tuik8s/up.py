@@ -156,16 +156,7 @@ def _docker_available() -> bool:
 
 async def _apply_demo(data_dir: Path) -> None:
     """Server-side apply of manifests/, so a second `up --demo` changes nothing."""
-    saved = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(data_dir / "kubeconfig")
-    try:
-        access = access_for(None)
-    finally:
-        if saved is None:
-            del os.environ["KUBECONFIG"]
-        else:
-            os.environ["KUBECONFIG"] = saved
-    api = ApiClient(HttpTransport(access))
+    api = ApiClient(HttpTransport(access_for(None, data_dir / "kubeconfig")))
     try:
         for path in sorted(MANIFESTS.glob("*.yaml")):
             for doc in yaml.safe_load_all(path.read_text()):

@@ -59,8 +59,11 @@ class ClusterAccess:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def kubeconfig_paths() -> list[Path]:
-    """The kubeconfig files in precedence order: `$KUBECONFIG`, else `~/.kube/config`."""
+def kubeconfig_paths(kubeconfig: str | Path | None = None) -> list[Path]:
+    """The kubeconfig files in precedence order: `kubeconfig` alone when given (kubectl's
+    --kubeconfig), else `$KUBECONFIG`, else `~/.kube/config`."""
+    if kubeconfig:
+        return [Path(kubeconfig).expanduser()]
     env = os.environ.get("KUBECONFIG", "")
     paths: list[Path] = []
     for part in env.split(os.pathsep):
@@ -71,8 +74,8 @@ def kubeconfig_paths() -> list[Path]:
     return paths or [Path.home() / ".kube" / "config"]
 
 
-def load_merged() -> dict[str, Any]:
-    """The merged kubeconfig of all `kubeconfig_paths()`, as kubectl sees it."""
+def load_merged(kubeconfig: str | Path | None = None) -> dict[str, Any]:
+    """The merged kubeconfig of all `kubeconfig_paths(kubeconfig)`, as kubectl sees it."""
     merged: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -82,7 +85,7 @@ def load_merged() -> dict[str, Any]:
         "current-context": "",
     }
     seen: dict[str, set[str]] = {section: set() for section, _ in NAMED_SECTIONS}
-    for path in kubeconfig_paths():
+    for path in kubeconfig_paths(kubeconfig):
         config = _read_file(path, missing_ok=True)
         if config is None:
             continue
@@ -107,10 +110,11 @@ def current_context() -> str | None:
     return load_merged()["current-context"] or None
 
 
-def access_for(context: str | None = None) -> ClusterAccess:
-    """How to reach `context` (default: the current one), with every file read into bytes."""
-    config = load_merged()
-    where = _where()
+def access_for(context: str | None = None, kubeconfig: str | Path | None = None) -> ClusterAccess:
+    """How to reach `context` (default: the current one) of `kubeconfig` (default: as
+    `kubeconfig_paths` finds them), with every file read into bytes."""
+    config = load_merged(kubeconfig)
+    where = _where(kubeconfig)
     name = context or config["current-context"]
     if not name:
         raise KubeconfigError(f"no current context is set in {where}")
@@ -280,8 +284,8 @@ def remove_from_user_kubeconfig(name: str) -> None:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _where() -> str:
-    return ", ".join(str(p) for p in kubeconfig_paths())
+def _where(kubeconfig: str | Path | None = None) -> str:
+    return ", ".join(str(p) for p in kubeconfig_paths(kubeconfig))
 
 
 def _empty_config() -> dict[str, Any]:

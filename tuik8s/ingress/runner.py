@@ -70,21 +70,12 @@ def claim_port(host: str, port: int, flag: str) -> int:
 
 def client_for(kubeconfig: str | None, context: str | None) -> ApiClient:
     """A client for `context` of `kubeconfig` (only that file, as kubectl --kubeconfig)."""
-    saved = os.environ.get("KUBECONFIG")
-    if kubeconfig:
-        if not os.path.isfile(kubeconfig):
-            raise IngressError(f"--kubeconfig {kubeconfig}: no such file")
-        os.environ["KUBECONFIG"] = kubeconfig
+    if kubeconfig and not os.path.isfile(kubeconfig):
+        raise IngressError(f"--kubeconfig {kubeconfig}: no such file")
     try:
-        access = access_for(context)
+        access = access_for(context, kubeconfig)
     except KubeconfigError as e:
         raise IngressError(str(e)) from None
-    finally:
-        if kubeconfig:
-            if saved is None:
-                os.environ.pop("KUBECONFIG", None)
-            else:
-                os.environ["KUBECONFIG"] = saved
     return ApiClient(HttpTransport(access), default_namespace=access.namespace)
 
 

@@ -878,22 +878,10 @@ def quiet_gc() -> None:
 
 def client_for(kubeconfig: str | None, context: str | None, config: HollowConfig | None = None) -> ApiClient:
     """One client for a whole HollowCluster: one connection pool, heartbeats first."""
-    import os
-
     from tuik8s.client.kubeconfig import access_for
     from tuik8s.client.transport import HttpTransport
 
-    saved = os.environ.get("KUBECONFIG")
-    try:
-        if kubeconfig:
-            os.environ["KUBECONFIG"] = kubeconfig  # as kubectl --kubeconfig: only that file
-        access = access_for(context)
-    finally:
-        if kubeconfig:
-            if saved is None:
-                os.environ.pop("KUBECONFIG", None)
-            else:
-                os.environ["KUBECONFIG"] = saved
+    access = access_for(context, kubeconfig)  # as kubectl --kubeconfig: only that file
     config = config or HollowConfig()
     transport = ThrottledTransport(
         HttpTransport(access, timeout=30.0), max_in_flight=config.max_in_flight, write_qps=config.write_qps

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import ipaddress
 import logging
-import os
 import signal
 import socket
 import sys
@@ -72,9 +71,8 @@ def _access(args: argparse.Namespace) -> ClusterAccess:
         raise ProxyError("give --kubeconfig FILE, or --server URL --token-file FILE [--ca-file FILE]")
     if not Path(args.kubeconfig).is_file():
         raise ProxyError(f"no kubeconfig at {args.kubeconfig}")
-    os.environ["KUBECONFIG"] = args.kubeconfig  # this process reads no other kubeconfig
     try:
-        return access_for(args.context)
+        return access_for(args.context, args.kubeconfig)  # this process reads no other kubeconfig
     except KubeconfigError as e:
         raise ProxyError(str(e)) from None
 

@@ -92,6 +92,21 @@ def test_kubeconfig_env_is_split_on_pathsep(home: Path, monkeypatch: pytest.Monk
     assert kubeconfig_paths() == [Path("/a/one"), Path("/b/two")]
 
 
+def test_a_given_kubeconfig_is_read_alone(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # as kubectl --kubeconfig: neither $KUBECONFIG nor ~/.kube/config is looked at, or changed
+    write_kubeconfig(home / ".kube" / "config", build_kubeconfig("home", "https://10.0.0.1:6443", CA, "home-tok"))
+    monkeypatch.setenv("KUBECONFIG", str(home / ".kube" / "config"))
+    only = home / "lab" / "kubeconfig"
+    write_kubeconfig(only, build_kubeconfig("lab", "https://10.0.0.2:6443", CA, "lab-tok"))
+    assert kubeconfig_paths(only) == [only]
+    access = access_for(None, only)
+    assert (access.context, access.token) == ("lab", "lab-tok")
+    with pytest.raises(KubeconfigError, match=f'context "home" not found in {only}'):
+        access_for("home", only)
+    assert os.environ["KUBECONFIG"] == str(home / ".kube" / "config")
+    assert access_for().context == "home"
+
+
 # --- build, write, read back ------------------------------------------------------------------
 
 
